@@ -1,0 +1,65 @@
+"""The FastAPI application: wiring, error mapping, and nothing else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from biomatch import __version__
+from biomatch.api import routes
+from biomatch.config import Settings
+from biomatch.errors import BioMatchError
+from biomatch.service import BioMatch
+
+log = logging.getLogger("biomatch.api")
+
+
+def create_app(settings: Settings | None = None, core: BioMatch | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.core = core or BioMatch(settings or Settings())
+        yield
+        app.state.core.close()
+
+    app = FastAPI(
+        title="BioMatch",
+        version=__version__,
+        summary="Face 1:1 verification and 1:N identification with calibrated error rates.",
+        lifespan=lifespan,
+    )
+    app.include_router(routes.router, prefix="/v1")
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BioMatchError)
+    async def biomatch_error(_: Request, exc: BioMatchError) -> JSONResponse:
+        return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"]}
+            for error in exc.errors()
+        ]
+        body = {"code": "invalid_request", "message": "The request is not valid."}
+        return JSONResponse(status_code=422, content={"error": {**body, "details": problems}})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = {"code": code, "message": str(exc.detail)}
+        return JSONResponse(status_code=exc.status_code, content={"error": body})
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        body = {"code": "internal_error", "message": "An unexpected error occurred."}
+        return JSONResponse(status_code=500, content={"error": body})

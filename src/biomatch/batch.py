@@ -1,0 +1,93 @@
+"""Extraction of many image files in worker processes (bulk enrolment, evaluations)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from biomatch.config import Settings
+from biomatch.errors import BioMatchError
+from biomatch.extraction import ExtractedSample, extract
+from biomatch.modalities import Modality, load_modality
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: Path
+    sample: ExtractedSample | None
+    error: dict[str, Any] | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Job:
+    modality: str
+    largest_only: bool
+    enforce_quality: bool
+
+
+_worker: tuple[Modality, Settings, _Job] | None = None
+
+
+def extract_files(
+    paths: Iterable[Path],
+    settings: Settings,
+    modality: str = "face",
+    *,
+    workers: int = 1,
+    largest_only: bool = False,
+    enforce_quality: bool = True,
+) -> Iterator[FileResult]:
+    """Yield one result per file, in input order; failures are results, never exceptions."""
+    job = _Job(modality, largest_only, enforce_quality)
+    paths = list(paths)
+    if workers <= 1:
+        _init_worker(settings, job)
+        yield from map(_extract_file, paths)
+        return
+    # One BLAS thread per worker: the workers already use every core.
+    previous = os.environ.get("OPENBLAS_NUM_THREADS")
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(settings, job)
+        ) as pool:
+            yield from pool.map(_extract_file, paths, chunksize=8)
+    finally:
+        if previous is None:
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        else:
+            os.environ["OPENBLAS_NUM_THREADS"] = previous
+
+
+def _init_worker(settings: Settings, job: _Job) -> None:
+    global _worker
+    _worker = (load_modality(job.modality, settings), settings, job)
+
+
+def _extract_file(path: Path) -> FileResult:
+    assert _worker is not None
+    modality, settings, job = _worker
+    started = time.perf_counter()
+    try:
+        sample = extract(
+            path.read_bytes(),
+            modality,
+            settings,
+            largest_only=job.largest_only,
+            label=path.name,
+            enforce_quality=job.enforce_quality,
+        )
+        return FileResult(path, sample, None, time.perf_counter() - started)
+    except BioMatchError as exc:
+        return FileResult(path, None, exc.to_dict(), time.perf_counter() - started)
+    except OSError as exc:
+        error = {"code": "unreadable_file", "message": str(exc)}
+        return FileResult(path, None, error, time.perf_counter() - started)

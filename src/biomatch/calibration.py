@@ -1,0 +1,100 @@
+"""Score -> estimated false match rate, from a measured impostor score distribution."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FmrEstimate:
+    value: float
+    # True where the score lies beyond every measured impostor score: the true FMR is
+    # smaller than ``value``, which is then the resolution of the measurement.
+    is_upper_bound: bool
+
+
+@dataclass(frozen=True)
+class ScoreCalibration:
+    """A monotone table of thresholds and the impostor share scoring at or above each."""
+
+    model_key: str
+    thresholds: np.ndarray
+    fmrs: np.ndarray
+    n_impostor: int
+    source: dict[str, Any]
+
+    @classmethod
+    def from_impostor_scores(
+        cls, model_key: str, impostor: np.ndarray, source: dict[str, Any], points: int = 241
+    ) -> ScoreCalibration:
+        ordered = np.sort(np.asarray(impostor, dtype=np.float64))[::-1]
+        n = ordered.size
+        if n < 100:
+            raise ValueError(f"{n} impostor scores are too few to calibrate.")
+        min_fmr = 1.0 / n
+        levels = np.logspace(0, np.log10(min_fmr), points)
+        # threshold for level f: the score of the ceil(f*n)-th highest impostor.
+        ranks = np.clip(np.ceil(levels * n).astype(int) - 1, 0, n - 1)
+        thresholds = ordered[ranks]
+        fmrs = (ranks + 1) / n
+        thresholds, keep = np.unique(thresholds, return_index=True)
+        return cls(model_key, thresholds, fmrs[keep], n, source)
+
+    def estimate(self, score: float) -> FmrEstimate:
+        if score > self.thresholds[-1]:
+            return FmrEstimate(1.0 / self.n_impostor, is_upper_bound=True)
+        if score <= self.thresholds[0]:
+            return FmrEstimate(float(self.fmrs[0]), is_upper_bound=False)
+        log_fmr = np.interp(score, self.thresholds, np.log10(self.fmrs))
+        return FmrEstimate(float(10**log_fmr), is_upper_bound=False)
+
+    def threshold_for(self, target_fmr: float) -> float:
+        """Smallest tabulated score whose estimated FMR does not exceed the target."""
+        if target_fmr < 1.0 / self.n_impostor:
+            raise ValueError(
+                f"FMR {target_fmr:g} is below what {self.n_impostor} impostor scores can resolve."
+            )
+        ok = np.nonzero(self.fmrs <= target_fmr)[0]
+        return float(self.thresholds[ok[0]])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_key": self.model_key,
+            "n_impostor": self.n_impostor,
+            "source": self.source,
+            "table": [
+                [round(float(t), 6), float(f)]
+                for t, f in zip(self.thresholds, self.fmrs, strict=True)
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreCalibration:
+        table = np.asarray(data["table"], dtype=np.float64)
+        return cls(
+            model_key=data["model_key"],
+            thresholds=table[:, 0],
+            fmrs=table[:, 1],
+            n_impostor=int(data["n_impostor"]),
+            source=dict(data.get("source", {})),
+        )
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ScoreCalibration:
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+CALIBRATION_DIR = Path(__file__).parent / "data" / "calibration"
+
+
+def calibration_path(model_key: str) -> Path:
+    safe = model_key.replace("/", "__").replace("@", "_v")
+    return CALIBRATION_DIR / f"{safe}.json"

@@ -1,0 +1,82 @@
+"""All configuration in one place, read from the environment (prefix ``BIOMATCH_``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FaceQualityConfig(BaseModel):
+    """Thresholds of the face capture-quality gate (see ``modalities.face.quality``)."""
+
+    min_inter_eye_px: float = Field(28.0, description="Smallest accepted inter-eye distance.")
+    min_sharpness: float = Field(
+        30.0, description="Variance of the Laplacian on the aligned 150x150 face chip."
+    )
+    min_brightness: float = Field(45.0, description="Mean grey level of the face chip (0-255).")
+    max_brightness: float = Field(215.0, description="Mean grey level of the face chip (0-255).")
+    max_clipped_fraction: float = Field(
+        0.35, description="Largest share of face-chip pixels at 0-5 or 250-255 grey."
+    )
+    max_abs_yaw_deg: float = Field(40.0, description="Largest head yaw estimated from landmarks.")
+    max_abs_pitch_deg: float = Field(35.0, description="Largest head pitch from landmarks.")
+
+
+class FaceConfig(BaseModel):
+    detection_long_side: int = Field(
+        640, description="Images are scaled down to this long side before detection."
+    )
+    upsample_below_long_side: int = Field(
+        500, description="Images smaller than this are retried with one 2x upsampling."
+    )
+    cnn_fallback_long_side: int = Field(
+        400,
+        description="Where HOG finds no face, dlib's CNN detector searches a copy scaled down "
+        "to this long side (0 turns the fallback off).",
+    )
+    flip_average: bool = Field(
+        True, description="Average the embeddings of the face chip and its mirror image."
+    )
+    quality: FaceQualityConfig = FaceQualityConfig()
+
+
+class IndexConfig(BaseModel):
+    approximate_above: int = Field(
+        200_000, description="Gallery size above which the 1:N index becomes approximate."
+    )
+    ivf_lists: int = Field(1024, description="Coarse cells of the approximate index.")
+    ivf_probe: int = Field(32, description="Cells visited per approximate search.")
+    rerank_factor: int = Field(10, description="Shortlist size as a multiple of top-k.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BIOMATCH_", env_nested_delimiter="__")
+
+    data_dir: Path = Field(Path("data"), description="Holds the SQLite file and other state.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file in data_dir."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    min_image_side: int = 32
+
+    verify_target_fmr: float = Field(1e-3, description="1:1 decision threshold, as an FMR.")
+    identify_target_fmr: float = Field(
+        1e-4, description="Per-comparison FMR at which a 1:N candidate is flagged as strong."
+    )
+    identify_max_top_k: int = 100
+
+    face: FaceConfig = FaceConfig()
+    index: IndexConfig = IndexConfig()
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'biomatch.sqlite3').resolve()}"

@@ -1,0 +1,80 @@
+"""Errors the core raises; each carries a machine-readable code and an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BioMatchError(Exception):
+    code = "biomatch_error"
+    http_status = 400
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class InvalidImage(BioMatchError):
+    code = "invalid_image"
+    http_status = 400
+
+
+class EmptyUpload(BioMatchError):
+    code = "empty_upload"
+    http_status = 400
+
+
+class ImageTooLarge(BioMatchError):
+    code = "image_too_large"
+    http_status = 413
+
+
+class InvalidRequest(BioMatchError):
+    code = "invalid_request"
+    http_status = 422
+
+
+class UnknownModality(BioMatchError):
+    code = "unknown_modality"
+    http_status = 422
+
+
+class GalleryNotFound(BioMatchError):
+    code = "gallery_not_found"
+    http_status = 404
+
+
+class SubjectNotFound(BioMatchError):
+    code = "subject_not_found"
+    http_status = 404
+
+
+class GalleryExists(BioMatchError):
+    code = "gallery_exists"
+    http_status = 409
+
+
+class SubjectExists(BioMatchError):
+    code = "subject_exists"
+    http_status = 409
+
+
+class NoReference(BioMatchError):
+    """The claimed subject has no template of the probe's modality and model."""
+
+    code = "no_reference_template"
+    http_status = 409
+
+
+class QualityRejected(BioMatchError):
+    """The capture failed the quality gate; ``details['reasons']`` says why."""
+
+    code = "quality_rejected"
+    http_status = 422

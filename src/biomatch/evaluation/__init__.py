@@ -1,0 +1,1 @@
+"""Accuracy measured in the product: LFW verification and closed-set identification."""

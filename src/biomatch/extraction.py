@@ -1,0 +1,89 @@
+"""One capture to one template: decode -> analyse -> quality gate -> template."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from biomatch.config import Settings
+from biomatch.errors import QualityRejected
+from biomatch.imaging import decode_image
+from biomatch.modalities import Capture, Modality
+from biomatch.results import CaptureQuality, QualityCheckOut
+
+
+@dataclass(frozen=True)
+class ExtractedSample:
+    """A template and what is recorded about the capture it came from (not the image)."""
+
+    modality: str
+    model_key: str
+    template: bytes
+    image_sha256: str
+    width: int
+    height: int
+    quality: CaptureQuality
+    label: str | None = None
+
+    def quality_scores(self) -> dict[str, float]:
+        return {check.name: check.score for check in self.quality.checks}
+
+
+def capture_quality(capture: Capture) -> CaptureQuality:
+    return CaptureQuality(
+        passed=capture.quality.passed,
+        checks=[QualityCheckOut(**check.as_dict()) for check in capture.quality.checks],
+        face_box=capture.region,
+    )
+
+
+def extract(
+    data: bytes,
+    modality: Modality,
+    settings: Settings,
+    *,
+    largest_only: bool = False,
+    label: str | None = None,
+    enforce_quality: bool = True,
+) -> ExtractedSample:
+    """Raises ``QualityRejected`` (with every failed check) for a capture that fails the gate.
+
+    ``enforce_quality=False`` is for evaluations, which must score every capture that has a
+    subject; a capture with no subject is rejected either way.
+    """
+    image = decode_image(
+        data,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        min_side=settings.min_image_side,
+    )
+    capture = modality.analyse(image, largest_only=largest_only)
+    quality = capture_quality(capture)
+    gate_failed = enforce_quality and not capture.quality.passed
+    if gate_failed or not capture.has_subject:
+        raise QualityRejected(_rejection_message(capture, label), **_reasons(quality, label))
+    return ExtractedSample(
+        modality=modality.info.modality,
+        model_key=modality.info.key,
+        template=modality.make_template(capture),
+        image_sha256=hashlib.sha256(data).hexdigest(),
+        width=int(image.shape[1]),
+        height=int(image.shape[0]),
+        quality=quality,
+        label=label,
+    )
+
+
+def _rejection_message(capture: Capture, label: str | None) -> str:
+    names = ", ".join(check.name for check in capture.quality.failures)
+    where = f" ({label})" if label else ""
+    return f"The capture{where} failed the quality gate: {names}."
+
+
+def _reasons(quality: CaptureQuality, label: str | None) -> dict[str, Any]:
+    reasons = [check.model_dump() for check in quality.checks if not check.passed]
+    details: dict[str, Any] = {"reasons": reasons}
+    if label:
+        details["image"] = label
+    return details

@@ -1,0 +1,65 @@
+"""Safe decoding of uploaded images: size limits first, then a full decode."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from biomatch.errors import EmptyUpload, ImageTooLarge, InvalidImage
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int = 32) -> np.ndarray:
+    """Decode bytes to an RGB ``uint8`` array of shape (h, w, 3), honouring EXIF orientation.
+
+    The header is read before any pixel is decoded, so a decompression bomb is refused
+    without allocating its pixels.
+    """
+    if not data:
+        raise EmptyUpload("The upload is empty.")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(
+            f"The upload has {len(data)} bytes; the limit is {max_bytes}.",
+            bytes=len(data),
+            limit=max_bytes,
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+            _check_dimensions(opened.size, max_pixels=max_pixels, min_side=min_side)
+            opened.load()
+            rgb = ImageOps.exif_transpose(opened).convert("RGB")
+    except (ImageTooLarge, InvalidImage):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"The image has too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage("The upload is not an image in a supported format.") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"The image could not be decoded: {exc}") from exc
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _check_dimensions(size: tuple[int, int], *, max_pixels: int, min_side: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} pixels; the limit is {max_pixels} pixels.",
+            width=width,
+            height=height,
+            limit=max_pixels,
+        )
+    if min(width, height) < min_side:
+        raise InvalidImage(
+            f"The image is {width}x{height} pixels; each side must be at least {min_side}.",
+            width=width,
+            height=height,
+        )
+
+
+def read_image_file(path: str, *, max_bytes: int, max_pixels: int) -> np.ndarray:
+    with open(path, "rb") as handle:
+        return decode_image(handle.read(), max_bytes=max_bytes, max_pixels=max_pixels)

@@ -1,0 +1,113 @@
+"""One in-memory index per (gallery, model), kept in step with the store's revision."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from biomatch.config import IndexConfig
+from biomatch.index.base import SearchHit
+from biomatch.index.faiss_index import FaissIndex
+
+# Loads (template ids, subject ids, vectors) of one gallery and model from the store.
+Loader = Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclass
+class _GalleryIndex:
+    index: FaissIndex
+    revision: int
+    subject_of: dict[int, int] = field(default_factory=dict)
+
+
+class IndexRegistry:
+    def __init__(self, config: IndexConfig) -> None:
+        self._config = config
+        self._indexes: dict[tuple[int, str], _GalleryIndex] = {}
+        self._lock = threading.RLock()
+
+    def sync(
+        self, gallery_id: int, model_key: str, dimensions: int, revision: int, load: Loader
+    ) -> None:
+        """Rebuild the index from the store unless it is already at ``revision``."""
+        with self._lock:
+            current = self._indexes.get((gallery_id, model_key))
+            if current is not None and current.revision == revision:
+                return
+            template_ids, subject_ids, vectors = load()
+            index = FaissIndex(dimensions, self._config)
+            if len(template_ids):
+                index.add(template_ids, vectors)
+            subject_of = dict(zip(template_ids.tolist(), subject_ids.tolist(), strict=True))
+            self._indexes[(gallery_id, model_key)] = _GalleryIndex(index, revision, subject_of)
+
+    def apply_added(
+        self,
+        gallery_id: int,
+        model_key: str,
+        revision: int,
+        additions: list[tuple[int, int, np.ndarray]],
+    ) -> bool:
+        """Add (template id, subject id, vector) rows made at ``revision``; False if the
+        index is missing or was not at ``revision - 1`` (then the next ``sync`` rebuilds)."""
+        with self._lock:
+            entry = self._in_step(gallery_id, model_key, revision)
+            if entry is None:
+                return False
+            entry.index.add(
+                np.array([row[0] for row in additions]), np.stack([row[2] for row in additions])
+            )
+            entry.subject_of.update({row[0]: row[1] for row in additions})
+            entry.revision = revision
+            return True
+
+    def apply_removed(
+        self, gallery_id: int, model_key: str, revision: int, template_ids: list[int]
+    ) -> bool:
+        with self._lock:
+            entry = self._in_step(gallery_id, model_key, revision)
+            if entry is None:
+                return False
+            entry.index.remove(np.array(template_ids, dtype=np.int64))
+            for template_id in template_ids:
+                entry.subject_of.pop(template_id, None)
+            entry.revision = revision
+            return True
+
+    def search_subjects(
+        self, gallery_id: int, model_key: str, vector: np.ndarray, subjects: int
+    ) -> list[tuple[int, SearchHit]]:
+        """Best hit of each of the top ``subjects`` subjects, as (subject id, hit)."""
+        with self._lock:
+            entry = self._indexes.get((gallery_id, model_key))
+            if entry is None or len(entry.index) == 0:
+                return []
+            want = subjects
+            while True:
+                hits = entry.index.search(vector, want)
+                best: dict[int, SearchHit] = {}
+                for hit in hits:
+                    best.setdefault(entry.subject_of[hit.template_id], hit)
+                if len(best) >= subjects or len(hits) >= len(entry.index):
+                    return list(best.items())[:subjects]
+                want *= 4
+
+    def subject_count(self, gallery_id: int, model_key: str) -> int:
+        with self._lock:
+            entry = self._indexes.get((gallery_id, model_key))
+            return 0 if entry is None else len(set(entry.subject_of.values()))
+
+    def drop_gallery(self, gallery_id: int) -> None:
+        with self._lock:
+            for key in [key for key in self._indexes if key[0] == gallery_id]:
+                del self._indexes[key]
+
+    def _in_step(self, gallery_id: int, model_key: str, revision: int) -> _GalleryIndex | None:
+        entry = self._indexes.get((gallery_id, model_key))
+        if entry is None or entry.revision != revision - 1:
+            self._indexes.pop((gallery_id, model_key), None)
+            return None
+        return entry

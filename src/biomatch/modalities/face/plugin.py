@@ -1,0 +1,94 @@
+"""The face plug-in: detect -> landmarks -> quality -> align -> embed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from biomatch.calibration import ScoreCalibration, calibration_path
+from biomatch.config import FaceConfig
+from biomatch.modalities.base import Capture, ModelInfo, QualityReport
+from biomatch.modalities.face import landmarks, models, quality
+from biomatch.modalities.face.detector import FaceDetector
+
+EMBEDDING_DIM = 128
+
+
+@dataclass(frozen=True)
+class _FaceSubject:
+    chip: np.ndarray
+
+
+class FaceModality:
+    """dlib's HOG detector, 5-point alignment and ResNet embedding; scores are cosine
+    similarities of L2-normalised embeddings."""
+
+    def __init__(self, config: FaceConfig) -> None:
+        self._config = config
+        self._detector = FaceDetector(config)
+        self._embedder = models.resnet_embedder()
+        # dlib's networks keep per-call state, so one call at a time per process.
+        self._lock = threading.Lock()
+        version = f"1.0{'-flip' if config.flip_average else ''}"
+        self.info = ModelInfo("face", "dlib-resnet34-v1", version, EMBEDDING_DIM)
+
+    @cached_property
+    def calibration(self) -> ScoreCalibration:
+        return ScoreCalibration.load(calibration_path(self.info.key))
+
+    def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
+        with self._lock:
+            boxes = self._detector.detect(image)
+            count_check = quality.face_count_check(len(boxes), largest_only)
+            if not boxes:
+                return Capture(QualityReport((count_check,)), subjects_found=0)
+            face = boxes[0]
+            points = landmarks.locate(image, face)
+            chip = landmarks.align(image, points)
+        checks = (count_check, *quality.face_checks(chip, points, self._config.quality))
+        return Capture(
+            QualityReport(checks),
+            region=face.as_tuple(),
+            subjects_found=len(boxes),
+            payload=_FaceSubject(chip),
+        )
+
+    def make_template(self, capture: Capture) -> bytes:
+        subject = capture.payload
+        if not isinstance(subject, _FaceSubject):
+            raise ValueError("The capture holds no face to make a template of.")
+        chips = [subject.chip]
+        if self._config.flip_average:
+            chips.append(np.ascontiguousarray(subject.chip[:, ::-1]))
+        with self._lock:
+            descriptors = self._embedder.compute_face_descriptor(chips)
+        vector = np.mean([np.asarray(d, dtype=np.float32) for d in descriptors], axis=0)
+        return _unit(vector).astype(np.float32).tobytes()
+
+    def index_vector(self, template: bytes) -> np.ndarray:
+        return _decode(template)
+
+    def compare(self, probe: bytes, references: Sequence[bytes]) -> np.ndarray:
+        if not references:
+            return np.empty(0, dtype=np.float32)
+        matrix = np.stack([_decode(reference) for reference in references])
+        scores: np.ndarray = matrix @ _decode(probe)
+        return scores
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def _decode(template: bytes) -> np.ndarray:
+    vector = np.frombuffer(template, dtype=np.float32)
+    if vector.size != EMBEDDING_DIM:
+        raise ValueError(f"A face template has {EMBEDDING_DIM} values, not {vector.size}.")
+    return vector
+
+
+__all__ = ["FaceModality"]

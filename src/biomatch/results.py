@@ -1,0 +1,120 @@
+"""What the core API returns; the HTTP and CLI layers serialise these as they are."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+LEAD_NOTICE = (
+    "Candidates are investigative leads, not identifications. A score's estimated false "
+    "match rate says how often an unrelated person scores that high; any decision needs "
+    "review by a trained person."
+)
+
+
+class ModelRef(BaseModel):
+    modality: str
+    model_id: str
+    version: str
+
+
+class QualityCheckOut(BaseModel):
+    name: str
+    score: float
+    threshold: str
+    passed: bool
+    message: str
+
+
+class CaptureQuality(BaseModel):
+    passed: bool
+    checks: list[QualityCheckOut]
+    face_box: tuple[int, int, int, int] | None = Field(
+        None, description="Region of the subject used (left, top, right, bottom)."
+    )
+
+
+class GalleryOut(BaseModel):
+    name: str
+    description: str
+    created_at: datetime
+    subjects: int
+
+
+class SampleOut(BaseModel):
+    sample_id: int
+    modality: str
+    model: str
+    image_sha256: str
+    width: int
+    height: int
+    quality: dict[str, float]
+    created_at: datetime
+
+
+class SubjectOut(BaseModel):
+    gallery: str
+    subject_id: str
+    created_at: datetime
+    samples: list[SampleOut]
+
+
+class EnrolmentOut(BaseModel):
+    gallery: str
+    subject_id: str
+    created: bool = Field(description="False where samples were added to an existing subject.")
+    samples: list[SampleOut]
+
+
+class ComparisonOut(BaseModel):
+    sample_id: int
+    score: float
+
+
+class ScoreMeaning(BaseModel):
+    score: float
+    estimated_fmr: float = Field(
+        description="Share of unrelated pairs (impostors) that score at least this high."
+    )
+    fmr_is_upper_bound: bool = Field(
+        description="True when the score is above every calibration impostor score."
+    )
+
+
+class VerificationOut(BaseModel):
+    gallery: str
+    subject_id: str
+    decision: Literal["match", "no_match"]
+    score: float = Field(description="Fused score: the best over the subject's samples.")
+    estimated_fmr: float
+    fmr_is_upper_bound: bool
+    threshold: float
+    target_fmr: float
+    comparisons: list[ComparisonOut]
+    model: ModelRef
+    probe_quality: CaptureQuality
+
+
+class CandidateOut(BaseModel):
+    rank: int
+    subject_id: str
+    score: float
+    estimated_fmr: float
+    fmr_is_upper_bound: bool
+    expected_false_matches: float = Field(
+        description="estimated_fmr x gallery size: unrelated people expected to score this high."
+    )
+    strong: bool = Field(description="estimated_fmr at or below the configured identify FMR.")
+
+
+class IdentificationOut(BaseModel):
+    gallery: str
+    gallery_size: int = Field(description="Enrolled subjects with a template of this model.")
+    candidates: list[CandidateOut]
+    result_type: Literal["investigative_leads"] = "investigative_leads"
+    notice: str = LEAD_NOTICE
+    target_fmr: float
+    model: ModelRef
+    probe_quality: CaptureQuality

@@ -1,0 +1,223 @@
+"""Through the real HTTP API, with real photos from ../shared/data (skipped where absent)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from biomatch.api import create_app
+from biomatch.config import Settings
+from tests.conftest import EXAMPLES, shared_file
+
+KNN = EXAMPLES / "knn_examples"
+
+
+def photo(relative: str) -> bytes:
+    return shared_file(EXAMPLES / relative).read_bytes()
+
+
+def files(*names: str) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("images", (name, photo(name), "image/jpeg")) for name in names]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    shared_file(EXAMPLES)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    with TestClient(create_app(settings)) as test_client:
+        response = test_client.post("/v1/galleries", json={"name": "staff"})
+        assert response.status_code == 201
+        for subject, names in {
+            "obama": ("obama.jpg", "obama-720p.jpg"),
+            "biden": ("biden.jpg",),
+        }.items():
+            response = test_client.post(
+                "/v1/galleries/staff/subjects", data={"subject_id": subject}, files=files(*names)
+            )
+            assert response.status_code == 201, response.text
+        yield test_client
+
+
+def error_code(response: Response) -> str:
+    return str(response.json()["error"]["code"])
+
+
+def test_enrolled_subject_lists_its_samples(client: TestClient) -> None:
+    body = client.get("/v1/galleries/staff/subjects/obama").json()
+    assert len(body["samples"]) == 2
+    assert body["samples"][0]["model"] == "face/dlib-resnet34-v1@1.0-flip"
+    assert body["samples"][0]["quality"]["inter_eye_distance_px"] > 28
+    assert client.get("/v1/galleries/staff").json()["subjects"] == 2
+
+
+def test_verify_accepts_the_same_person(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/staff/verify",
+        data={"subject_id": "obama"},
+        files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
+    )
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["decision"] == "match"
+    assert body["score"] >= body["threshold"]
+    assert body["estimated_fmr"] <= body["target_fmr"]
+    assert len(body["comparisons"]) == 2
+
+
+def test_verify_rejects_another_person(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/staff/verify",
+        data={"subject_id": "biden"},
+        files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
+    )
+    body = response.json()
+    assert body["decision"] == "no_match"
+    assert body["estimated_fmr"] > body["target_fmr"]
+
+
+def test_identify_ranks_the_mate_first_and_says_these_are_leads(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/staff/identify",
+        data={"top_k": "5"},
+        files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
+    )
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["result_type"] == "investigative_leads"
+    assert "not identifications" in body["notice"]
+    assert [c["subject_id"] for c in body["candidates"]] == ["obama", "biden"]
+    first, second = body["candidates"]
+    assert first["rank"] == 1 and first["strong"]
+    assert first["estimated_fmr"] < second["estimated_fmr"]
+    assert body["gallery_size"] == 2
+
+
+def test_deleted_subject_leaves_the_index(client: TestClient) -> None:
+    client.post("/v1/galleries", json={"name": "temp"})
+    client.post("/v1/galleries/temp/subjects", data={"subject_id": "x"}, files=files("biden.jpg"))
+    assert client.delete("/v1/galleries/temp/subjects/x").status_code == 204
+    assert error_code(client.get("/v1/galleries/temp/subjects/x")) == "subject_not_found"
+    response = client.post(
+        "/v1/galleries/temp/identify", files={"image": ("p.jpg", photo("biden.jpg"), "image/jpeg")}
+    )
+    assert response.json()["candidates"] == []
+
+
+def test_rejected_capture_gets_422_with_each_reason(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/staff/identify",
+        files={"image": ("p.jpg", photo("obama-240p.jpg"), "image/jpeg")},
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "quality_rejected"
+    reasons = error["details"]["reasons"]
+    assert [r["name"] for r in reasons] == ["inter_eye_distance_px"]
+    assert reasons[0]["score"] < 28 and reasons[0]["message"]
+
+
+def test_one_bad_image_rejects_the_whole_enrolment(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/staff/subjects",
+        data={"subject_id": "half"},
+        files=files("obama.jpg", "two_people.jpg"),
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["image"] == "image 2"
+    assert client.get("/v1/galleries/staff/subjects/half").status_code == 404
+
+
+def test_largest_face_on_request(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/staff/identify",
+        data={"largest_only": "true"},
+        files={"image": ("p.jpg", photo("two_people.jpg"), "image/jpeg")},
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        (b"", 400, "empty_upload"),
+        (b"not an image at all", 400, "invalid_image"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64, 400, "invalid_image"),
+    ],
+)
+def test_bad_uploads_get_4xx_with_a_code(
+    client: TestClient, payload: bytes, status: int, code: str
+) -> None:
+    response = client.post(
+        "/v1/galleries/staff/identify", files={"image": ("p.jpg", payload, "image/jpeg")}
+    )
+    assert response.status_code == status
+    assert error_code(response) == code
+    assert response.json()["error"]["message"]
+
+
+def test_truncated_photo_is_refused(client: TestClient) -> None:
+    data = photo("obama.jpg")
+    response = client.post(
+        "/v1/galleries/staff/identify",
+        files={"image": ("p.jpg", data[: len(data) // 3], "image/jpeg")},
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_image"
+
+
+def test_unknown_gallery_subject_and_duplicates(client: TestClient) -> None:
+    image = {"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")}
+    assert error_code(client.post("/v1/galleries/nope/identify", files=image)) == (
+        "gallery_not_found"
+    )
+    response = client.post("/v1/galleries/staff/verify", data={"subject_id": "nobody"}, files=image)
+    assert response.status_code == 404 and error_code(response) == "subject_not_found"
+    response = client.post(
+        "/v1/galleries/staff/subjects", data={"subject_id": "obama"}, files=files("obama2.jpg")
+    )
+    assert response.status_code == 409 and error_code(response) == "subject_exists"
+    response = client.post("/v1/galleries", json={"name": "staff"})
+    assert response.status_code == 409 and error_code(response) == "gallery_exists"
+
+
+def test_malformed_requests_are_422_with_fields(client: TestClient) -> None:
+    response = client.post("/v1/galleries", json={"name": "bad name/"})
+    assert response.status_code == 422 and error_code(response) == "invalid_request"
+    response = client.post("/v1/galleries/staff/verify", data={"subject_id": "obama"})
+    assert response.status_code == 422
+    assert any("image" in d["field"] for d in response.json()["error"]["details"])
+    response = client.post(
+        "/v1/galleries/staff/identify",
+        data={"top_k": "0"},
+        files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
+    )
+    assert response.status_code == 422
+
+
+def test_openapi_docs_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/galleries/{gallery}/identify" in paths
+
+
+def test_index_is_rebuilt_from_the_store_on_restart(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    with TestClient(create_app(settings)) as first:
+        first.post("/v1/galleries", json={"name": "g"})
+        for person in ("biden", "obama"):
+            image = next((KNN / "train" / person).glob("*.jpg"))
+            first.post(
+                "/v1/galleries/g/subjects",
+                data={"subject_id": person},
+                files={"images": (image.name, image.read_bytes(), "image/jpeg")},
+            )
+    with TestClient(create_app(settings)) as second:
+        response = second.post(
+            "/v1/galleries/g/identify",
+            files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
+        )
+        assert response.json()["candidates"][0]["subject_id"] == "obama"

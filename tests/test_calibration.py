@@ -1,0 +1,61 @@
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biomatch.calibration import ScoreCalibration, calibration_path
+
+
+def make(n: int = 100_000) -> ScoreCalibration:
+    impostor = np.random.default_rng(1).normal(0.0, 0.1, n)
+    return ScoreCalibration.from_impostor_scores("face/test@1", impostor, {"data": "synthetic"})
+
+
+def test_estimated_fmr_matches_the_empirical_tail() -> None:
+    impostor = np.random.default_rng(1).normal(0.0, 0.1, 100_000)
+    calibration = make()
+    for score in (0.1, 0.2, 0.3):
+        empirical = float(np.mean(impostor >= score))
+        assert calibration.estimate(score).value == pytest.approx(empirical, rel=0.1)
+
+
+def test_fmr_falls_as_score_rises() -> None:
+    calibration = make()
+    values = [calibration.estimate(s).value for s in np.linspace(-0.5, 0.5, 50)]
+    assert all(a >= b for a, b in pairwise(values))
+
+
+def test_threshold_for_target_fmr_holds_on_the_data() -> None:
+    impostor = np.random.default_rng(1).normal(0.0, 0.1, 100_000)
+    calibration = make()
+    threshold = calibration.threshold_for(1e-3)
+    assert float(np.mean(impostor >= threshold)) <= 1e-3
+    assert float(np.mean(impostor >= threshold - 0.01)) > 1e-3 * 0.5
+
+
+def test_score_above_every_impostor_is_an_upper_bound() -> None:
+    estimate = make().estimate(0.99)
+    assert estimate.is_upper_bound
+    assert estimate.value == pytest.approx(1 / 100_000)
+
+
+def test_target_below_resolution_is_refused() -> None:
+    with pytest.raises(ValueError, match="resolve"):
+        make(1000).threshold_for(1e-6)
+
+
+def test_round_trip_through_file(tmp_path: Path) -> None:
+    calibration = make()
+    calibration.save(tmp_path / "c.json")
+    loaded = ScoreCalibration.load(tmp_path / "c.json")
+    assert loaded.n_impostor == calibration.n_impostor
+    assert loaded.threshold_for(1e-3) == pytest.approx(calibration.threshold_for(1e-3), abs=1e-6)
+
+
+def test_packaged_face_calibration_exists_and_is_measured_on_lfw() -> None:
+    path = calibration_path("face/dlib-resnet34-v1@1.0-flip")
+    calibration = ScoreCalibration.load(path)
+    assert calibration.n_impostor > 1_000_000
+    assert "LFW" in calibration.source["dataset"]
+    assert 0.0 < calibration.threshold_for(1e-3) < 1.0

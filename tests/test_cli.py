@@ -1,0 +1,76 @@
+"""The CLI: the same core API, one line and exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from biomatch.cli import app
+from tests.conftest import EXAMPLES, shared_file
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> str:
+    return str(tmp_path / "data")
+
+
+def test_bulk_enrolment_then_identify_and_verify(tmp_path: Path, data_dir: str) -> None:
+    train = shared_file(EXAMPLES / "knn_examples" / "train")
+    folder = tmp_path / "bulk"
+    shutil.copytree(train, folder)
+    (folder / "biden" / "notes.txt").write_text("not an image")  # ignored: not an image suffix
+    (folder / "biden" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    assert run("gallery", "create", "g", "--data-dir", data_dir)[0] == 0
+    report = tmp_path / "rejected.json"
+    code, _, err = run(
+        "enrol-bulk",
+        "g",
+        str(folder),
+        "--workers",
+        "1",
+        "--report",
+        str(report),
+        "--data-dir",
+        data_dir,
+    )
+    assert code == 0, err
+    assert "subjects enrolled" in err
+    rejected = json.loads(report.read_text())["rejected"]
+    assert any(
+        item["image"].endswith("broken.jpg") and item["code"] == "invalid_image"
+        for item in rejected
+    )
+    code, out, _ = run(
+        "identify", "g", str(EXAMPLES / "obama2.jpg"), "--top-k", "3", "--data-dir", data_dir
+    )
+    assert code == 0
+    assert json.loads(out)["candidates"][0]["subject_id"] == "obama"
+    code, out, _ = run("verify", "g", "obama", str(EXAMPLES / "obama2.jpg"), "--data-dir", data_dir)
+    assert json.loads(out)["decision"] == "match"
+    code, out, _ = run("subject", "delete", "g", "obama", "--data-dir", data_dir)
+    assert json.loads(out)["samples_deleted"] >= 1
+
+
+def test_errors_are_one_line_and_exit_2(data_dir: str, tmp_path: Path) -> None:
+    not_image = tmp_path / "x.jpg"
+    not_image.write_bytes(b"nope")
+    code, _, err = run("identify", "missing", str(not_image), "--data-dir", data_dir)
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert err.startswith("error [gallery_not_found]")
+    run("gallery", "create", "g", "--data-dir", data_dir)
+    code, _, err = run("identify", "g", str(not_image), "--data-dir", data_dir)
+    assert (code, err.split("]")[0]) == (2, "error [invalid_image")
+    code, _, err = run("gallery", "create", "g", "--data-dir", data_dir)
+    assert (code, err.split("]")[0]) == (2, "error [gallery_exists")
