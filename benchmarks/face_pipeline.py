@@ -64,41 +64,42 @@ def timed(function: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def measure(repeats: int) -> dict[str, dict[str, float]]:
+    from biomatch.config import Settings
+
+    settings = Settings()
+    source = source_photo()
+    return {
+        name: measure_size(fitted(source, size), settings, repeats) for name, size in SIZES.items()
+    }
+
+
+def measure_size(data: bytes, settings: Any, repeats: int) -> dict[str, float]:
     import numpy as np
 
-    from biomatch.config import Settings
     from biomatch.extraction import extract
     from biomatch.imaging import decode_image
     from biomatch.modalities import load_modality
     from biomatch.modalities.face import landmarks, models, quality
     from biomatch.modalities.face.detector import FaceDetector
 
-    settings = Settings()
     face = load_modality("face", settings)
     detector = FaceDetector(settings.face)
     embedder = models.resnet_embedder()
     limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_image_pixels}
-    results = {}
-    for name, size in SIZES.items():
-        data = fitted(source_photo(), size)
-        row: dict[str, float] = {}
-        row["decode"], image = timed(lambda d=data: decode_image(d, **limits), repeats)
-        row["detect"], boxes = timed(lambda i=image: detector.detect(i), repeats)
-        box = boxes[0]
-        row["landmarks+align"], (points, chip) = timed(
-            lambda i=image: (lambda p: (p, landmarks.align(i, p)))(landmarks.locate(i, box)),
-            repeats,
-        )
-        row["quality"], _ = timed(
-            lambda: quality.face_checks(chip, points, settings.face.quality), repeats
-        )
-        chips = [chip, np.ascontiguousarray(chip[:, ::-1])]
-        row["embed (chip + mirror)"], _ = timed(
-            lambda: embedder.compute_face_descriptor(chips), repeats
-        )
-        row["end to end"], _ = timed(lambda d=data: extract(d, face, settings), repeats)
-        results[name] = {stage: round(ms, 2) for stage, ms in row.items()}
-    return results
+    row: dict[str, float] = {}
+    row["decode"], image = timed(lambda: decode_image(data, **limits), repeats)
+    row["detect"], boxes = timed(lambda: detector.detect(image), repeats)
+    row["landmarks"], points = timed(lambda: landmarks.locate(image, boxes[0]), repeats)
+    row["align"], chip = timed(lambda: landmarks.align(image, points), repeats)
+    row["quality"], _ = timed(
+        lambda: quality.face_checks(chip, points, settings.face.quality), repeats
+    )
+    chips = [chip, np.ascontiguousarray(chip[:, ::-1])]
+    row["embed (chip + mirror)"], _ = timed(
+        lambda: embedder.compute_face_descriptor(chips), repeats
+    )
+    row["end to end"], _ = timed(lambda: extract(data, face, settings), repeats)
+    return {stage: round(ms, 2) for stage, ms in row.items()}
 
 
 def main() -> None:
@@ -113,8 +114,16 @@ def main() -> None:
     by_cores = {}
     for cores in (1, 2):
         env = {**os.environ, "OPENBLAS_NUM_THREADS": str(cores), "OMP_NUM_THREADS": str(cores)}
-        command = ["taskset", "-c", ",".join(str(c) for c in range(cores)), sys.executable,
-                   __file__, "--child", "--repeats", str(args.repeats)]
+        command = [
+            "taskset",
+            "-c",
+            ",".join(str(c) for c in range(cores)),
+            sys.executable,
+            __file__,
+            "--child",
+            "--repeats",
+            str(args.repeats),
+        ]
         output = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
         by_cores[f"{cores} core{'s' if cores > 1 else ''}"] = json.loads(output.stdout)
     report = {

@@ -26,4 +26,5 @@ def resnet_embedder() -> dlib.face_recognition_model_v1:
 
 @cache
 def cnn_detector() -> dlib.cnn_face_detection_model_v1:
-    return dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
+    path = face_recognition_models.cnn_face_detector_model_location()
+    return dlib.cnn_face_detection_model_v1(path)
