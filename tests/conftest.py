@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from biomatch.accountability.principal import SYSTEM
+from biomatch.accountability.roles import Role
+from biomatch.config import Settings
+from biomatch.service import BioMatch
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 FACE_FIXTURES = SHARED / "face" / "fixtures"
@@ -40,3 +45,24 @@ def grace_hopper() -> bytes:
     with cbook.get_sample_data("grace_hopper.jpg") as handle:
         data: bytes = handle.read()
     return data
+
+
+ROLES = ("admin", "enroller", "field_operator", "reviewer", "auditor")
+SEARCH = {"purpose": "identity_check", "legal_authority": "Identity Checks Act s.4"}
+OPEN_POLICY = {"modes": ["verify", "identify"], "search_roles": ["field_operator"]}
+
+
+def settings_for_tests(data_dir: Path) -> Settings:
+    """Settings for tests: a private data directory, rate limits out of the way."""
+    return Settings(
+        data_dir=data_dir, search_rate_per_minute=100_000, request_rate_per_minute=100_000
+    )
+
+
+def issue_tokens(core: BioMatch, prefix: str = "") -> dict[str, dict[str, str]]:
+    """One operator per role (two reviewers); role -> Authorization header."""
+    headers = {}
+    for role in (*ROLES, "reviewer2"):
+        issued = core.create_operator(SYSTEM, f"{prefix}{role}", Role(role.rstrip("2")))
+        headers[role] = {"Authorization": f"Bearer {issued.token}"}
+    return headers

@@ -10,8 +10,14 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from biomatch.api import create_app
-from biomatch.config import Settings
-from tests.conftest import EXAMPLES, shared_file
+from tests.conftest import (
+    EXAMPLES,
+    OPEN_POLICY,
+    SEARCH,
+    issue_tokens,
+    settings_for_tests,
+    shared_file,
+)
 
 KNN = EXAMPLES / "knn_examples"
 
@@ -24,19 +30,29 @@ def files(*names: str) -> list[tuple[str, tuple[str, bytes, str]]]:
     return [("images", (name, photo(name), "image/jpeg")) for name in names]
 
 
+H: dict[str, dict[str, str]] = {}
+
+
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     shared_file(EXAMPLES)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    settings = settings_for_tests(tmp_path_factory.mktemp("data"))
     with TestClient(create_app(settings)) as test_client:
-        response = test_client.post("/v1/galleries", json={"name": "staff"})
-        assert response.status_code == 201
+        H.update(issue_tokens(test_client.app.state.core))  # type: ignore[attr-defined]
+        test_client.headers.update(H["field_operator"])
+        response = test_client.post(
+            "/v1/galleries", json={"name": "staff", "policy": OPEN_POLICY}, headers=H["admin"]
+        )
+        assert response.status_code == 201, response.text
         for subject, names in {
             "obama": ("obama.jpg", "obama-720p.jpg"),
             "biden": ("biden.jpg",),
         }.items():
             response = test_client.post(
-                "/v1/galleries/staff/subjects", data={"subject_id": subject}, files=files(*names)
+                "/v1/galleries/staff/subjects",
+                data={"subject_id": subject},
+                files=files(*names),
+                headers=H["enroller"],
             )
             assert response.status_code == 201, response.text
         yield test_client
@@ -47,7 +63,7 @@ def error_code(response: Response) -> str:
 
 
 def test_enrolled_subject_lists_its_samples(client: TestClient) -> None:
-    body = client.get("/v1/galleries/staff/subjects/obama").json()
+    body = client.get("/v1/galleries/staff/subjects/obama", headers=H["enroller"]).json()
     assert len(body["samples"]) == 2
     assert body["samples"][0]["model"] == "face/dlib-resnet34-v1@1.0-flip"
     assert body["samples"][0]["quality"]["inter_eye_distance_px"] > 28
@@ -57,12 +73,13 @@ def test_enrolled_subject_lists_its_samples(client: TestClient) -> None:
 def test_verify_accepts_the_same_person(client: TestClient) -> None:
     response = client.post(
         "/v1/galleries/staff/verify",
-        data={"subject_id": "obama"},
+        data={"subject_id": "obama", **SEARCH},
         files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
     )
     body = response.json()
     assert response.status_code == 200, body
     assert body["decision"] == "match"
+    assert body["encounter_id"]
     assert body["score"] >= body["threshold"]
     assert body["estimated_fmr"] <= body["target_fmr"]
     assert len(body["comparisons"]) == 2
@@ -71,7 +88,7 @@ def test_verify_accepts_the_same_person(client: TestClient) -> None:
 def test_verify_rejects_another_person(client: TestClient) -> None:
     response = client.post(
         "/v1/galleries/staff/verify",
-        data={"subject_id": "biden"},
+        data={"subject_id": "biden", **SEARCH},
         files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
     )
     body = response.json()
@@ -82,7 +99,7 @@ def test_verify_rejects_another_person(client: TestClient) -> None:
 def test_identify_ranks_the_mate_first_and_says_these_are_leads(client: TestClient) -> None:
     response = client.post(
         "/v1/galleries/staff/identify",
-        data={"top_k": "5"},
+        data={"top_k": "5", **SEARCH},
         files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
     )
     body = response.json()
@@ -96,13 +113,21 @@ def test_identify_ranks_the_mate_first_and_says_these_are_leads(client: TestClie
     assert body["gallery_size"] == 2
 
 
-def test_deleted_subject_leaves_the_index(client: TestClient) -> None:
-    client.post("/v1/galleries", json={"name": "temp"})
-    client.post("/v1/galleries/temp/subjects", data={"subject_id": "x"}, files=files("biden.jpg"))
-    assert client.delete("/v1/galleries/temp/subjects/x").status_code == 204
-    assert error_code(client.get("/v1/galleries/temp/subjects/x")) == "subject_not_found"
+def test_erased_subject_leaves_the_index(client: TestClient) -> None:
+    client.post("/v1/galleries", json={"name": "temp", "policy": OPEN_POLICY}, headers=H["admin"])
+    client.post(
+        "/v1/galleries/temp/subjects",
+        data={"subject_id": "x"},
+        files=files("biden.jpg"),
+        headers=H["enroller"],
+    )
+    assert client.delete("/v1/galleries/temp/subjects/x", headers=H["admin"]).status_code == 204
+    response = client.get("/v1/galleries/temp/subjects/x", headers=H["enroller"])
+    assert error_code(response) == "subject_not_found"
     response = client.post(
-        "/v1/galleries/temp/identify", files={"image": ("p.jpg", photo("biden.jpg"), "image/jpeg")}
+        "/v1/galleries/temp/identify",
+        data=SEARCH,
+        files={"image": ("p.jpg", photo("biden.jpg"), "image/jpeg")},
     )
     assert response.json()["candidates"] == []
 
@@ -110,6 +135,7 @@ def test_deleted_subject_leaves_the_index(client: TestClient) -> None:
 def test_rejected_capture_gets_422_with_each_reason(client: TestClient) -> None:
     response = client.post(
         "/v1/galleries/staff/identify",
+        data=SEARCH,
         files={"image": ("p.jpg", photo("obama-240p.jpg"), "image/jpeg")},
     )
     assert response.status_code == 422
@@ -125,16 +151,18 @@ def test_one_bad_image_rejects_the_whole_enrolment(client: TestClient) -> None:
         "/v1/galleries/staff/subjects",
         data={"subject_id": "half"},
         files=files("obama.jpg", "two_people.jpg"),
+        headers=H["enroller"],
     )
     assert response.status_code == 422
     assert response.json()["error"]["details"]["image"] == "image 2"
-    assert client.get("/v1/galleries/staff/subjects/half").status_code == 404
+    response = client.get("/v1/galleries/staff/subjects/half", headers=H["enroller"])
+    assert response.status_code == 404
 
 
 def test_largest_face_on_request(client: TestClient) -> None:
     response = client.post(
         "/v1/galleries/staff/identify",
-        data={"largest_only": "true"},
+        data={"largest_only": "true", **SEARCH},
         files={"image": ("p.jpg", photo("two_people.jpg"), "image/jpeg")},
     )
     assert response.status_code == 200
@@ -152,7 +180,9 @@ def test_bad_uploads_get_4xx_with_a_code(
     client: TestClient, payload: bytes, status: int, code: str
 ) -> None:
     response = client.post(
-        "/v1/galleries/staff/identify", files={"image": ("p.jpg", payload, "image/jpeg")}
+        "/v1/galleries/staff/identify",
+        data=SEARCH,
+        files={"image": ("p.jpg", payload, "image/jpeg")},
     )
     assert response.status_code == status
     assert error_code(response) == code
@@ -163,6 +193,7 @@ def test_truncated_photo_is_refused(client: TestClient) -> None:
     data = photo("obama.jpg")
     response = client.post(
         "/v1/galleries/staff/identify",
+        data=SEARCH,
         files={"image": ("p.jpg", data[: len(data) // 3], "image/jpeg")},
     )
     assert response.status_code == 400
@@ -171,28 +202,32 @@ def test_truncated_photo_is_refused(client: TestClient) -> None:
 
 def test_unknown_gallery_subject_and_duplicates(client: TestClient) -> None:
     image = {"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")}
-    assert error_code(client.post("/v1/galleries/nope/identify", files=image)) == (
-        "gallery_not_found"
+    response = client.post("/v1/galleries/nope/identify", data=SEARCH, files=image)
+    assert error_code(response) == "gallery_not_found"
+    response = client.post(
+        "/v1/galleries/staff/verify", data={"subject_id": "nobody", **SEARCH}, files=image
     )
-    response = client.post("/v1/galleries/staff/verify", data={"subject_id": "nobody"}, files=image)
     assert response.status_code == 404 and error_code(response) == "subject_not_found"
     response = client.post(
-        "/v1/galleries/staff/subjects", data={"subject_id": "obama"}, files=files("obama2.jpg")
+        "/v1/galleries/staff/subjects",
+        data={"subject_id": "obama"},
+        files=files("obama2.jpg"),
+        headers=H["enroller"],
     )
     assert response.status_code == 409 and error_code(response) == "subject_exists"
-    response = client.post("/v1/galleries", json={"name": "staff"})
+    response = client.post("/v1/galleries", json={"name": "staff"}, headers=H["admin"])
     assert response.status_code == 409 and error_code(response) == "gallery_exists"
 
 
 def test_malformed_requests_are_422_with_fields(client: TestClient) -> None:
-    response = client.post("/v1/galleries", json={"name": "bad name/"})
+    response = client.post("/v1/galleries", json={"name": "bad name/"}, headers=H["admin"])
     assert response.status_code == 422 and error_code(response) == "invalid_request"
-    response = client.post("/v1/galleries/staff/verify", data={"subject_id": "obama"})
+    response = client.post("/v1/galleries/staff/verify", data={"subject_id": "obama", **SEARCH})
     assert response.status_code == 422
     assert any("image" in d["field"] for d in response.json()["error"]["details"])
     response = client.post(
         "/v1/galleries/staff/identify",
-        data={"top_k": "0"},
+        data={"top_k": "0", **SEARCH},
         files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
     )
     assert response.status_code == 422
@@ -205,19 +240,25 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
 
 
 def test_index_is_rebuilt_from_the_store_on_restart(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+    settings = settings_for_tests(tmp_path)
     with TestClient(create_app(settings)) as first:
-        first.post("/v1/galleries", json={"name": "g"})
+        headers = issue_tokens(first.app.state.core)  # type: ignore[attr-defined]
+        first.post(
+            "/v1/galleries", json={"name": "g", "policy": OPEN_POLICY}, headers=headers["admin"]
+        )
         for person in ("biden", "obama"):
             image = next((KNN / "train" / person).glob("*.jpg"))
             first.post(
                 "/v1/galleries/g/subjects",
                 data={"subject_id": person},
                 files={"images": (image.name, image.read_bytes(), "image/jpeg")},
+                headers=headers["enroller"],
             )
     with TestClient(create_app(settings)) as second:
         response = second.post(
             "/v1/galleries/g/identify",
+            data=SEARCH,
             files={"image": ("p.jpg", photo("obama2.jpg"), "image/jpeg")},
+            headers=headers["field_operator"],
         )
         assert response.json()["candidates"][0]["subject_id"] == "obama"

@@ -25,13 +25,35 @@ def data_dir(tmp_path: Path) -> str:
     return str(tmp_path / "data")
 
 
+def token(data_dir: str, name: str, role: str) -> str:
+    code, out, err = run("operator", "create", name, "--role", role, "--data-dir", data_dir)
+    assert code == 0, err
+    return str(json.loads(out)["token"])
+
+
+SEARCH = ("--purpose", "identity_check", "--authority", "Identity Checks Act s.4")
+
+
 def test_bulk_enrolment_then_identify_and_verify(tmp_path: Path, data_dir: str) -> None:
     train = shared_file(EXAMPLES / "knn_examples" / "train")
     folder = tmp_path / "bulk"
     shutil.copytree(train, folder)
     (folder / "biden" / "notes.txt").write_text("not an image")  # ignored: not an image suffix
     (folder / "biden" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    assert run("gallery", "create", "g", "--data-dir", data_dir)[0] == 0
+    admin, enroller = token(data_dir, "ada", "admin"), token(data_dir, "eve", "enroller")
+    field = token(data_dir, "fay", "field_operator")
+    code, _, err = run(
+        "gallery",
+        "create",
+        "g",
+        "--preset",
+        "investigations",
+        "--token",
+        admin,
+        "--data-dir",
+        data_dir,
+    )
+    assert code == 0, err
     report = tmp_path / "rejected.json"
     code, _, err = run(
         "enrol-bulk",
@@ -41,6 +63,8 @@ def test_bulk_enrolment_then_identify_and_verify(tmp_path: Path, data_dir: str) 
         "1",
         "--report",
         str(report),
+        "--token",
+        enroller,
         "--data-dir",
         data_dir,
     )
@@ -51,26 +75,95 @@ def test_bulk_enrolment_then_identify_and_verify(tmp_path: Path, data_dir: str) 
         item["image"].endswith("broken.jpg") and item["code"] == "invalid_image"
         for item in rejected
     )
-    code, out, _ = run(
-        "identify", "g", str(EXAMPLES / "obama2.jpg"), "--top-k", "3", "--data-dir", data_dir
+    probe = str(EXAMPLES / "obama2.jpg")
+    code, _, err = run("identify", "g", probe, "--token", field, "--data-dir", data_dir)
+    assert code == 2 and "purpose" in err  # no search without its stated purpose
+    code, out, err = run(
+        "identify",
+        "g",
+        probe,
+        "--top-k",
+        "3",
+        *SEARCH,
+        "--case-reference",
+        "C-1",
+        "--token",
+        field,
+        "--data-dir",
+        data_dir,
     )
-    assert code == 0
+    assert code == 0, err
     assert json.loads(out)["candidates"][0]["subject_id"] == "obama"
-    code, out, _ = run("verify", "g", "obama", str(EXAMPLES / "obama2.jpg"), "--data-dir", data_dir)
+    code, out, _ = run(
+        "verify",
+        "g",
+        "obama",
+        probe,
+        *SEARCH,
+        "--case-reference",
+        "C-1",
+        "--token",
+        field,
+        "--data-dir",
+        data_dir,
+    )
     assert json.loads(out)["decision"] == "match"
-    code, out, _ = run("subject", "delete", "g", "obama", "--data-dir", data_dir)
-    assert json.loads(out)["samples_deleted"] >= 1
+    code, out, _ = run(
+        "subject",
+        "erase",
+        "g",
+        "obama",
+        "--reason",
+        "court order 7",
+        "--token",
+        admin,
+        "--data-dir",
+        data_dir,
+    )
+    assert json.loads(out)["samples_erased"] >= 1
+    code, out, _ = run("audit", "verify", "--data-dir", data_dir)
+    assert code == 0 and json.loads(out)["intact"]
+    code, out, _ = run("audit", "report", "--data-dir", data_dir)
+    assert json.loads(out)["searches_by_kind"] == {"identify": 1, "verify": 1}
 
 
 def test_errors_are_one_line_and_exit_2(data_dir: str, tmp_path: Path) -> None:
     not_image = tmp_path / "x.jpg"
     not_image.write_bytes(b"nope")
-    code, _, err = run("identify", "missing", str(not_image), "--data-dir", data_dir)
+    admin, field = token(data_dir, "ada", "admin"), token(data_dir, "fay", "field_operator")
+    code, _, err = run(
+        "identify", "missing", str(not_image), *SEARCH, "--token", field, "--data-dir", data_dir
+    )
     assert code == 2
     assert err.strip().count("\n") == 0
     assert err.startswith("error [gallery_not_found]")
-    run("gallery", "create", "g", "--data-dir", data_dir)
-    code, _, err = run("identify", "g", str(not_image), "--data-dir", data_dir)
+    run(
+        "gallery",
+        "create",
+        "g",
+        "--preset",
+        "investigations",
+        "--token",
+        admin,
+        "--data-dir",
+        data_dir,
+    )
+    code, _, err = run(
+        "identify",
+        "g",
+        str(not_image),
+        *SEARCH,
+        "--case-reference",
+        "C-1",
+        "--token",
+        field,
+        "--data-dir",
+        data_dir,
+    )
     assert (code, err.split("]")[0]) == (2, "error [invalid_image")
-    code, _, err = run("gallery", "create", "g", "--data-dir", data_dir)
+    code, _, err = run("gallery", "create", "g", "--token", admin, "--data-dir", data_dir)
     assert (code, err.split("]")[0]) == (2, "error [gallery_exists")
+    code, _, err = run("gallery", "create", "h", "--token", field, "--data-dir", data_dir)
+    assert (code, err.split("]")[0]) == (2, "error [forbidden")
+    code, _, err = run("gallery", "list", "--token", "bm_nope_nope", "--data-dir", data_dir)
+    assert (code, err.split("]")[0]) == (2, "error [unauthenticated")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
@@ -24,11 +24,19 @@ app = typer.Typer(
     help="BioMatch: accountable face verification and identification.", no_args_is_help=True
 )
 gallery_app = typer.Typer(help="Create and list galleries.", no_args_is_help=True)
-subject_app = typer.Typer(help="Show and delete enrolled subjects.", no_args_is_help=True)
+subject_app = typer.Typer(help="Show and erase enrolled subjects.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
+operator_app = typer.Typer(help="Operators and their API tokens.", no_args_is_help=True)
+encounter_app = typer.Typer(help="Searches and their adjudication.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(subject_app, name="subject")
 app.add_typer(eval_app, name="eval")
+app.add_typer(operator_app, name="operator")
+app.add_typer(encounter_app, name="encounter")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -39,6 +47,13 @@ R = TypeVar("R")
 DataDir = Annotated[
     Path | None, typer.Option(help="Data directory (default: $BIOMATCH_DATA_DIR or ./data).")
 ]
+Token = Annotated[
+    str | None,
+    typer.Option(envvar="BIOMATCH_TOKEN", help="Your operator API token ($BIOMATCH_TOKEN)."),
+]
+Purpose = Annotated[str, typer.Option(help="Why this search is made (a configured purpose).")]
+Authority = Annotated[str, typer.Option(help="The law, warrant or mandate relied on.")]
+CaseRef = Annotated[str | None, typer.Option(help="Case reference, where the gallery needs one.")]
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -49,6 +64,27 @@ def _core(data_dir: Path | None) -> Any:
     from biomatch.service import BioMatch
 
     return BioMatch(_settings(data_dir))
+
+
+def _local_auditor() -> Any:
+    """Auditing from a shell on the server: shell access to the data directory already
+    gives read access to everything the audit commands read."""
+    from biomatch.accountability.principal import Principal
+    from biomatch.accountability.roles import Role
+
+    return Principal(None, "local-auditor", Role.AUDITOR)
+
+
+def _session(data_dir: Path | None, token: str | None) -> tuple[Any, Any]:
+    """(core, the operator the token belongs to)."""
+    core = _core(data_dir)
+    return core, core.authenticate(token)
+
+
+def _context(purpose: str, authority: str, case_reference: str | None) -> Any:
+    from biomatch.results import SearchContext
+
+    return SearchContext(purpose=purpose, legal_authority=authority, case_reference=case_reference)
 
 
 def _print(result: BaseModel | list[BaseModel] | dict[str, Any]) -> None:
@@ -70,6 +106,10 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except BioMatchError as exc:
             console.print(f"error [{exc.code}]: {exc.message}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        except ValidationError as exc:
+            problem = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            console.print(f"error [invalid_request]: {problem}", highlight=False, markup=False)
             raise typer.Exit(2) from None
         except OSError as exc:
             console.print(f"error [file]: {exc}", highlight=False, markup=False)
@@ -96,17 +136,23 @@ def serve(
 @gallery_app.command("create")
 @reports_errors
 def gallery_create(
-    name: str, description: Annotated[str, typer.Option()] = "", data_dir: DataDir = None
+    name: str,
+    description: Annotated[str, typer.Option()] = "",
+    preset: Annotated[str | None, typer.Option(help="travellers or investigations")] = None,
+    token: Token = None,
+    data_dir: DataDir = None,
 ) -> None:
-    """Create a gallery."""
-    _print(_core(data_dir).create_gallery(name, description))
+    """Create a gallery with a policy (default: 1:1 only)."""
+    core, actor = _session(data_dir, token)
+    _print(core.create_gallery(actor, name, description, preset=preset))
 
 
 @gallery_app.command("list")
 @reports_errors
-def gallery_list(data_dir: DataDir = None) -> None:
-    """List galleries with their subject counts."""
-    _print(_core(data_dir).list_galleries())
+def gallery_list(token: Token = None, data_dir: DataDir = None) -> None:
+    """List galleries with their subject counts and policies."""
+    core, actor = _session(data_dir, token)
+    _print(core.list_galleries(actor))
 
 
 @app.command()
@@ -117,13 +163,33 @@ def enrol(
     images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
     largest_face: Annotated[bool, typer.Option(help="Use the largest of several faces.")] = False,
     add: Annotated[bool, typer.Option(help="Add samples to an existing subject.")] = False,
+    consent_notice: Annotated[str | None, typer.Option(help="Consent notice version.")] = None,
+    consent_purpose: Annotated[str | None, typer.Option(help="Purpose consented to.")] = None,
+    consent_days: Annotated[int | None, typer.Option(help="Consent term in days.")] = None,
+    token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
     """Enrol one subject from one or more images (all accepted, or none)."""
+    from biomatch.results import ConsentIn
+
+    core, actor = _session(data_dir, token)
+    consent = None
+    if consent_notice or consent_purpose:
+        consent = ConsentIn(
+            notice_version=consent_notice or "",
+            purpose=consent_purpose or "",
+            term_days=consent_days,
+        )
     data = [path.read_bytes() for path in images]
     _print(
-        _core(data_dir).enrol(
-            gallery, subject_id, data, largest_only=largest_face, add_to_existing=add
+        core.enrol(
+            actor,
+            gallery,
+            subject_id,
+            data,
+            largest_only=largest_face,
+            add_to_existing=add,
+            consent=consent,
         )
     )
 
@@ -136,11 +202,12 @@ def enrol_bulk(
     workers: Annotated[int, typer.Option(min=1)] = 2,
     largest_face: Annotated[bool, typer.Option(help="Use the largest of several faces.")] = False,
     report: Annotated[Path | None, typer.Option(help="Write every rejection as JSON.")] = None,
+    token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
     """Enrol a folder laid out <subject>/<image>; rejected images are listed, not fatal."""
-    core = _core(data_dir)
-    core.get_gallery(gallery)
+    core, actor = _session(data_dir, token)
+    core.get_gallery(actor, gallery)
     by_subject = _images_by_subject(folder)
     files = [path for paths in by_subject.values() for path in paths]
     results = extract_files(files, core.settings, workers=workers, largest_only=largest_face)
@@ -154,7 +221,7 @@ def enrol_bulk(
     enrolled = 0
     for subject_id, samples in tqdm(accepted.items(), desc="enrol", unit="subject"):
         try:
-            core.enrol_samples(gallery, subject_id, samples)
+            core.enrol_samples(actor, gallery, subject_id, samples)
             enrolled += 1
         except BioMatchError as exc:
             rejected.append({"image": str(folder / subject_id), **exc.to_dict()})
@@ -197,12 +264,20 @@ def verify(
     gallery: str,
     subject_id: str,
     image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    purpose: Purpose,
+    authority: Authority,
+    case_reference: CaseRef = None,
     largest_face: Annotated[bool, typer.Option()] = False,
+    token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
     """1:1: does the image match the claimed subject?"""
+    core, actor = _session(data_dir, token)
+    context = _context(purpose, authority, case_reference)
     _print(
-        _core(data_dir).verify(gallery, subject_id, image.read_bytes(), largest_only=largest_face)
+        core.verify(
+            actor, gallery, subject_id, image.read_bytes(), context, largest_only=largest_face
+        )
     )
 
 
@@ -211,31 +286,210 @@ def verify(
 def identify(
     gallery: str,
     image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    purpose: Purpose,
+    authority: Authority,
+    case_reference: CaseRef = None,
     top_k: Annotated[int, typer.Option(min=1, max=100)] = 10,
     largest_face: Annotated[bool, typer.Option()] = False,
+    token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
     """1:N: ranked candidates (investigative leads) with estimated false match rates."""
+    core, actor = _session(data_dir, token)
+    context = _context(purpose, authority, case_reference)
     _print(
-        _core(data_dir).identify(
-            gallery, image.read_bytes(), top_k=top_k, largest_only=largest_face
+        core.identify(
+            actor, gallery, image.read_bytes(), context, top_k=top_k, largest_only=largest_face
         )
     )
 
 
 @subject_app.command("show")
 @reports_errors
-def subject_show(gallery: str, subject_id: str, data_dir: DataDir = None) -> None:
+def subject_show(
+    gallery: str, subject_id: str, token: Token = None, data_dir: DataDir = None
+) -> None:
     """Show a subject's samples and their quality scores."""
-    _print(_core(data_dir).get_subject(gallery, subject_id))
+    core, actor = _session(data_dir, token)
+    _print(core.get_subject(actor, gallery, subject_id))
 
 
-@subject_app.command("delete")
+@subject_app.command("erase")
 @reports_errors
-def subject_delete(gallery: str, subject_id: str, data_dir: DataDir = None) -> None:
-    """Delete a subject with every sample and template."""
-    deleted = _core(data_dir).delete_subject(gallery, subject_id)
-    _print({"gallery": gallery, "subject_id": subject_id, "samples_deleted": deleted})
+def subject_erase(
+    gallery: str,
+    subject_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Erase a subject: every sample, template and index entry; the audit trail remains."""
+    core, actor = _session(data_dir, token)
+    erased = core.erase_subject(actor, gallery, subject_id, reason)
+    _print({"gallery": gallery, "subject_id": subject_id, "samples_erased": erased})
+
+
+@subject_app.command("opt-out")
+@reports_errors
+def subject_opt_out(person_ref: str, token: Token = None, data_dir: DataDir = None) -> None:
+    """Record an opt-out; erases the person's enrolments in non-enforcement galleries."""
+    core, actor = _session(data_dir, token)
+    _print({"person_ref": person_ref, "enrolments_erased": core.record_optout(actor, person_ref)})
+
+
+@operator_app.command("create")
+@reports_errors
+def operator_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin, enroller, field_operator, reviewer, auditor")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BIOMATCH_TOKEN",
+            help="An admin's token; without one, acts as the "
+            "local system (shell access to the data directory is the root of trust).",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an operator; prints the API token once (only its salted hash is stored)."""
+    from biomatch.accountability.principal import SYSTEM
+    from biomatch.accountability.roles import Role
+
+    core = _core(data_dir)
+    actor = core.authenticate(token) if token else SYSTEM
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise BioMatchError(f"Unknown role {role!r}.") from None
+    _print(core.create_operator(actor, name, chosen))
+
+
+@operator_app.command("list")
+@reports_errors
+def operator_list(data_dir: DataDir = None) -> None:
+    """List operators (local system access)."""
+    from biomatch.accountability.principal import SYSTEM
+
+    _print(_core(data_dir).list_operators(SYSTEM))
+
+
+@operator_app.command("revoke")
+@reports_errors
+def operator_revoke(name: str, data_dir: DataDir = None) -> None:
+    """Revoke an operator's token (local system access)."""
+    from biomatch.accountability.principal import SYSTEM
+
+    _print(_core(data_dir).revoke_operator(SYSTEM, name))
+
+
+@encounter_app.command("list")
+@reports_errors
+def encounter_list(
+    limit: Annotated[int, typer.Option(min=1)] = 20, token: Token = None, data_dir: DataDir = None
+) -> None:
+    """Recent searches visible to you."""
+    core, actor = _session(data_dir, token)
+    _print(core.list_encounters(actor, limit))
+
+
+@encounter_app.command("adjudicate")
+@reports_errors
+def encounter_adjudicate(
+    encounter_id: str,
+    subject_id: str,
+    decision: Annotated[str, typer.Option(help="confirm, reject or inconclusive")],
+    reason: Annotated[str, typer.Option(help="Why: recorded with the decision.")],
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Record your decision on one candidate of a 1:N search."""
+    core, actor = _session(data_dir, token)
+    _print(core.adjudicate(actor, encounter_id, subject_id, decision, reason))
+
+
+@audit_app.command("verify")
+@reports_errors
+def audit_verify(data_dir: DataDir = None) -> None:
+    """Recompute the hash chain and signed checkpoints: exit 0 if intact, 1 naming the first
+    broken entry otherwise."""
+    from biomatch.accountability.principal import SYSTEM, Principal
+    from biomatch.accountability.roles import Role
+
+    report = _core(data_dir).verify_audit(Principal(None, "system", Role.AUDITOR))
+    del SYSTEM
+    _print(report.as_dict())
+    if not report.intact:
+        console.print(
+            f"audit log broken at entry {report.first_broken_seq}: {report.problem}",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+@reports_errors
+def audit_export(
+    out: Annotated[Path, typer.Option(help="File to write.")],
+    csv_format: Annotated[bool, typer.Option("--csv/--json")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Export the whole audit log as CSV or JSON."""
+    from biomatch.accountability import reports
+
+    entries = _core(data_dir).audit_entries(_local_auditor(), 0, 10**9)
+    if csv_format:
+        out.write_text(reports.audit_csv(entries))
+    else:
+        out.write_text(json.dumps([e.model_dump() for e in entries], indent=1) + "\n")
+    console.print(f"{len(entries)} entries written to {out}")
+
+
+@audit_app.command("report")
+@reports_errors
+def audit_report(
+    html: Annotated[Path | None, typer.Option(help="Also write the HTML report here.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Transparency report: searches by purpose, gallery, outcome; adjudication; deletions."""
+    from biomatch.accountability import reports
+
+    report = _core(data_dir).transparency_report(_local_auditor())
+    _print(report)
+    if html is not None:
+        html.write_text(reports.transparency_html(report))
+
+
+@app.command("retention")
+@reports_errors
+def retention(data_dir: DataDir = None) -> None:
+    """Delete expired probes and enrolments now (the service also runs this periodically)."""
+    _print(_core(data_dir).run_retention())
+
+
+@keys_app.command("rotate")
+@reports_errors
+def keys_rotate(
+    master: Annotated[bool, typer.Option(help="Also replace the master key file.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """New data keys (every template and kept probe re-encrypted; old keys destroyed), and
+    with --master a new master key that re-wraps them."""
+    from biomatch.accountability.crypto import MasterKey, write_key_file
+    from biomatch.accountability.principal import SYSTEM
+
+    core = _core(data_dir)
+    result: dict[str, Any] = {"records_reencrypted": core.rotate_data_keys(SYSTEM)}
+    if master:
+        new_master, raw = MasterKey.generate()
+        path = core.settings.resolved_master_key_file
+        staged = path.with_name(path.name + ".new")
+        write_key_file(staged, raw)
+        result["data_keys_rewrapped"] = core.rotate_master_key(SYSTEM, new_master)
+        staged.replace(path)
+        result["master_key_id"] = new_master.key_id
+    _print(result)
 
 
 LfwDir = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="The lfw/ folder.")]

@@ -75,6 +75,38 @@ class Settings(BaseSettings):
     face: FaceConfig = FaceConfig()
     index: IndexConfig = IndexConfig()
 
+    purposes: list[str] = Field(
+        [
+            "border_control",
+            "identity_check",
+            "access_control",
+            "criminal_investigation",
+            "missing_person",
+        ],
+        description="Purposes a search may state; anything else is refused.",
+    )
+    master_key_file: Path | None = Field(
+        None, description="Key file of the master key; default data_dir/keys/master.key."
+    )
+    master_key_env: str = Field(
+        "BIOMATCH_MASTER_KEY", description="Environment variable that may hold the master key."
+    )
+    audit_key_file: Path | None = Field(
+        None, description="Ed25519 key signing audit checkpoints; default in data_dir/keys/."
+    )
+    audit_checkpoint_every: int = Field(100, ge=1, description="Entries per signed checkpoint.")
+    search_rate_per_minute: int = Field(30, ge=1, description="Searches per operator.")
+    request_rate_per_minute: int = Field(600, ge=1, description="Requests per operator.")
+    retention_interval_s: float = Field(600.0, description="Period of the retention job.")
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "keys" / "master.key"
+
+    @property
+    def resolved_audit_key_file(self) -> Path:
+        return self.audit_key_file or self.data_dir / "keys" / "audit_ed25519.pem"
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -78,3 +78,69 @@ class QualityRejected(BioMatchError):
 
     code = "quality_rejected"
     http_status = 422
+
+
+class Unauthenticated(BioMatchError):
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(BioMatchError):
+    code = "forbidden"
+    http_status = 403
+
+
+class PolicyForbids(BioMatchError):
+    """The gallery's policy does not allow this mode, role or request."""
+
+    code = "policy_forbids"
+    http_status = 403
+
+
+class SearchContextMissing(BioMatchError):
+    """A search without its purpose, legal authority or required case reference."""
+
+    code = "search_context_required"
+    http_status = 422
+
+
+class ConsentRequired(BioMatchError):
+    code = "consent_required"
+    http_status = 422
+
+
+class OptedOut(BioMatchError):
+    code = "opted_out"
+    http_status = 409
+
+
+class RateLimited(BioMatchError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class EncounterNotFound(BioMatchError):
+    code = "encounter_not_found"
+    http_status = 404
+
+
+class OperatorExists(BioMatchError):
+    code = "operator_exists"
+    http_status = 409
+
+
+class OperatorNotFound(BioMatchError):
+    code = "operator_not_found"
+    http_status = 404
+
+
+class AdjudicationRefused(BioMatchError):
+    code = "adjudication_refused"
+    http_status = 409
+
+
+class CryptoError(BioMatchError):
+    """A key is missing or wrong, or a stored record failed authentication."""
+
+    code = "crypto_error"
+    http_status = 500

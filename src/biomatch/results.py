@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from biomatch.accountability.policy import GalleryPolicy
+
 LEAD_NOTICE = (
     "Candidates are investigative leads, not identifications. A score's estimated false "
     "match rate says how often an unrelated person scores that high; any decision needs "
@@ -41,6 +43,34 @@ class GalleryOut(BaseModel):
     description: str
     created_at: datetime
     subjects: int
+    policy: GalleryPolicy
+
+
+class SearchContext(BaseModel):
+    """Why a search is made and under what authority; recorded with the encounter."""
+
+    purpose: str = Field(min_length=1, max_length=64)
+    legal_authority: str = Field(min_length=3, max_length=200)
+    case_reference: str | None = Field(None, max_length=200)
+    location: str | None = Field(None, max_length=200)
+    notes: str | None = Field(None, max_length=1000)
+
+
+class ConsentIn(BaseModel):
+    notice_version: str = Field(min_length=1, max_length=64)
+    purpose: str = Field(min_length=1, max_length=200)
+    term_days: int | None = Field(None, ge=1, le=3650)
+
+
+class OperatorOut(BaseModel):
+    name: str
+    role: str
+    active: bool
+    created_at: datetime
+
+
+class IssuedOperator(OperatorOut):
+    token: str = Field(description="Shown once; only a salted hash is stored.")
 
 
 class SampleOut(BaseModel):
@@ -84,6 +114,7 @@ class ScoreMeaning(BaseModel):
 
 
 class VerificationOut(BaseModel):
+    encounter_id: str
     gallery: str
     subject_id: str
     decision: Literal["match", "no_match"]
@@ -110,6 +141,7 @@ class CandidateOut(BaseModel):
 
 
 class IdentificationOut(BaseModel):
+    encounter_id: str
     gallery: str
     gallery_size: int = Field(description="Enrolled subjects with a template of this model.")
     candidates: list[CandidateOut]
@@ -118,3 +150,63 @@ class IdentificationOut(BaseModel):
     target_fmr: float
     model: ModelRef
     probe_quality: CaptureQuality
+
+
+class AdjudicationOut(BaseModel):
+    subject_id: str
+    reviewer: str
+    decision: Literal["confirm", "reject", "inconclusive"]
+    reason: str
+    created_at: datetime
+
+
+class CandidateStatus(BaseModel):
+    subject_id: str
+    rank: int
+    score: float
+    estimated_fmr: float
+    status: Literal["lead", "confirmed", "rejected", "disputed"]
+    confirmations: int
+    confirmations_required: int
+
+
+class EncounterOut(BaseModel):
+    encounter_id: str
+    kind: Literal["verify", "identify"]
+    operator: str
+    gallery: str
+    started_at: datetime
+    ended_at: datetime
+    purpose: str
+    legal_authority: str
+    case_reference: str | None
+    location: str | None
+    notes: str | None
+    model: str
+    threshold: float
+    target_fmr: float
+    probe_sha256: str
+    probe_quality: dict[str, float]
+    probe_image_kept: bool
+    result: dict[str, object]
+    candidates: list[CandidateStatus]
+    adjudications: list[AdjudicationOut]
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    role: str
+    action: str
+    gallery: str | None
+    subject: str | None
+    encounter: str | None
+    details: dict[str, object]
+    prev_hash: str
+    hash: str
+
+
+class RetentionOut(BaseModel):
+    probes_deleted: int
+    subjects_deleted: int

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,7 +26,9 @@ def create_app(settings: Settings | None = None, core: BioMatch | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.core = core or BioMatch(settings or Settings())
+        retention = asyncio.create_task(_retention_loop(app.state.core))
         yield
+        retention.cancel()
         app.state.core.close()
 
     app = FastAPI(
@@ -38,10 +42,29 @@ def create_app(settings: Settings | None = None, core: BioMatch | None = None) -
     return app
 
 
+async def _retention_loop(core: BioMatch) -> None:
+    """Delete expired probes and enrolments periodically, for as long as the service runs."""
+    while True:
+        try:
+            result = await run_in_threadpool(core.run_retention)
+            if result.probes_deleted or result.subjects_deleted:
+                log.info("retention: %s", result.model_dump())
+        except Exception:
+            log.exception("retention run failed; retrying next period")
+        await asyncio.sleep(core.settings.retention_interval_s)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BioMatchError)
     async def biomatch_error(_: Request, exc: BioMatchError) -> JSONResponse:
-        return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()})
+        headers = {}
+        if "retry_after_s" in exc.details:
+            headers["Retry-After"] = str(max(1, round(exc.details["retry_after_s"])))
+        if exc.http_status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(
+            status_code=exc.http_status, content={"error": exc.to_dict()}, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,34 +1,38 @@
-"""Routes: parse the request, call the core, return its result. No logic lives here."""
+"""Routes: authenticate, parse the request, call the core, return its result. No logic here."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, ValidationError
 
-from biomatch.errors import EmptyUpload, ImageTooLarge
+from biomatch.accountability import reports
+from biomatch.accountability.policy import GalleryPolicy
+from biomatch.accountability.principal import Principal
+from biomatch.accountability.roles import Action, Role
+from biomatch.errors import ConsentRequired, EmptyUpload, ImageTooLarge, SearchContextMissing
 from biomatch.results import (
+    AuditEntryOut,
+    ConsentIn,
+    EncounterOut,
     EnrolmentOut,
     GalleryOut,
     IdentificationOut,
+    IssuedOperator,
+    OperatorOut,
+    RetentionOut,
+    SearchContext,
     SubjectOut,
     VerificationOut,
 )
 from biomatch.service import DEFAULT_MODALITY, BioMatch
 
 router = APIRouter()
-
-
-class GalleryIn(BaseModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = Field("", max_length=500)
-
-
-class Health(BaseModel):
-    status: str
-    models: list[str]
+bearer = HTTPBearer(auto_error=False, description="An operator's API token (bm_<id>_<secret>).")
 
 
 def get_core(request: Request) -> BioMatch:
@@ -37,10 +41,66 @@ def get_core(request: Request) -> BioMatch:
 
 
 Core = Annotated[BioMatch, Depends(get_core)]
-Modality = Annotated[str, Form(description="Biometric modality of the images.")]
+
+
+def get_principal(
+    core: Core, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    return core.authenticate(credentials.credentials if credentials else None)
+
+
+Operator = Annotated[Principal, Depends(get_principal)]
+ModalityField = Annotated[str, Form(description="Biometric modality of the images.")]
 LargestOnly = Annotated[
     bool, Form(description="Use the largest face where several are found, instead of refusing.")
 ]
+
+
+def search_context(
+    purpose: Annotated[str | None, Form(description="One of the configured purposes.")] = None,
+    legal_authority: Annotated[str | None, Form(description="Law or mandate relied on.")] = None,
+    case_reference: Annotated[str | None, Form()] = None,
+    location: Annotated[str | None, Form()] = None,
+    notes: Annotated[str | None, Form()] = None,
+) -> SearchContext:
+    try:
+        return SearchContext(
+            purpose=purpose or "",
+            legal_authority=legal_authority or "",
+            case_reference=case_reference,
+            location=location,
+            notes=notes,
+        )
+    except ValidationError as exc:
+        fields = sorted({str(error["loc"][0]) for error in exc.errors()})
+        raise SearchContextMissing(
+            "Every search states its purpose and legal authority: "
+            f"missing or invalid {', '.join(fields)}.",
+            fields=fields,
+        ) from None
+
+
+def consent_fields(
+    consent_notice_version: Annotated[str | None, Form()] = None,
+    consent_purpose: Annotated[str | None, Form()] = None,
+    consent_term_days: Annotated[int | None, Form()] = None,
+) -> ConsentIn | None:
+    if consent_notice_version is None and consent_purpose is None:
+        return None
+    try:
+        return ConsentIn(
+            notice_version=consent_notice_version or "",
+            purpose=consent_purpose or "",
+            term_days=consent_term_days,
+        )
+    except ValidationError:
+        raise ConsentRequired(
+            "A consent record needs consent_notice_version and consent_purpose."
+        ) from None
+
+
+Context = Annotated[SearchContext, Depends(search_context)]
+Consent = Annotated[ConsentIn | None, Depends(consent_fields)]
 
 
 async def read_upload(upload: UploadFile, core: BioMatch) -> bytes:
@@ -53,65 +113,152 @@ async def read_upload(upload: UploadFile, core: BioMatch) -> bytes:
     return data
 
 
+class Health(BaseModel):
+    status: str
+    models: list[str]
+
+
+class Me(BaseModel):
+    name: str
+    role: Role
+    may: list[Action]
+
+
+class OperatorIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: Role
+
+
+class GalleryIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = Field("", max_length=500)
+    policy: GalleryPolicy | None = None
+    preset: str | None = Field(None, description="travellers or investigations")
+
+
+class OptOutIn(BaseModel):
+    person_ref: str = Field(min_length=1, max_length=128)
+
+
+class OptOutOut(BaseModel):
+    recorded: bool
+    enrolments_erased: int
+
+
+class AdjudicationIn(BaseModel):
+    subject_id: str = Field(min_length=1, max_length=128)
+    decision: Literal["confirm", "reject", "inconclusive"]
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class ChainOut(BaseModel):
+    intact: bool
+    entries: int
+    checkpoints_verified: int
+    first_broken_seq: int | None
+    problem: str | None
+
+
+# -- service --------------------------------------------------------------------------------
+
+
 @router.get("/health", response_model=Health, tags=["service"])
 def health(core: Core) -> Health:
     return Health(status="ok", models=[core.modality(DEFAULT_MODALITY).info.key])
 
 
-@router.post(
-    "/galleries", response_model=GalleryOut, status_code=status.HTTP_201_CREATED, tags=["galleries"]
-)
-def create_gallery(body: GalleryIn, core: Core) -> GalleryOut:
-    return core.create_gallery(body.name, body.description)
+@router.get("/me", response_model=Me, tags=["operators"])
+def me(actor: Operator) -> Me:
+    from biomatch.accountability.roles import MATRIX
+
+    return Me(
+        name=actor.name, role=actor.role, may=[a for a, r in MATRIX.items() if actor.role in r]
+    )
+
+
+# -- operators ------------------------------------------------------------------------------
+
+
+@router.post("/operators", response_model=IssuedOperator, status_code=201, tags=["operators"])
+def create_operator(body: OperatorIn, actor: Operator, core: Core) -> IssuedOperator:
+    return core.create_operator(actor, body.name, body.role)
+
+
+@router.get("/operators", response_model=list[OperatorOut], tags=["operators"])
+def list_operators(actor: Operator, core: Core) -> list[OperatorOut]:
+    return core.list_operators(actor)
+
+
+@router.delete("/operators/{name}", response_model=OperatorOut, tags=["operators"])
+def revoke_operator(name: str, actor: Operator, core: Core) -> OperatorOut:
+    return core.revoke_operator(actor, name)
+
+
+# -- galleries and subjects -----------------------------------------------------------------
+
+
+@router.post("/galleries", response_model=GalleryOut, status_code=201, tags=["galleries"])
+def create_gallery(body: GalleryIn, actor: Operator, core: Core) -> GalleryOut:
+    return core.create_gallery(
+        actor, body.name, body.description, policy=body.policy, preset=body.preset
+    )
 
 
 @router.get("/galleries", response_model=list[GalleryOut], tags=["galleries"])
-def list_galleries(core: Core) -> list[GalleryOut]:
-    return core.list_galleries()
+def list_galleries(actor: Operator, core: Core) -> list[GalleryOut]:
+    return core.list_galleries(actor)
 
 
 @router.get("/galleries/{gallery}", response_model=GalleryOut, tags=["galleries"])
-def get_gallery(gallery: str, core: Core) -> GalleryOut:
-    return core.get_gallery(gallery)
+def get_gallery(gallery: str, actor: Operator, core: Core) -> GalleryOut:
+    return core.get_gallery(actor, gallery)
 
 
 @router.post(
-    "/galleries/{gallery}/subjects",
-    response_model=EnrolmentOut,
-    status_code=status.HTTP_201_CREATED,
-    tags=["subjects"],
+    "/galleries/{gallery}/subjects", response_model=EnrolmentOut, status_code=201, tags=["subjects"]
 )
 async def enrol(
     gallery: str,
+    actor: Operator,
     core: Core,
+    consent: Consent,
     subject_id: Annotated[str, Form(min_length=1, max_length=128)],
-    images: Annotated[list[UploadFile], File(description="One or more face images.")],
-    modality: Modality = DEFAULT_MODALITY,
+    images: Annotated[list[UploadFile], File(description="One or more images.")],
+    modality: ModalityField = DEFAULT_MODALITY,
     largest_only: LargestOnly = False,
 ) -> EnrolmentOut:
     data = [await read_upload(image, core) for image in images]
     return await run_in_threadpool(
-        core.enrol, gallery, subject_id, data, modality, largest_only=largest_only
+        core.enrol,
+        actor,
+        gallery,
+        subject_id,
+        data,
+        modality,
+        largest_only=largest_only,
+        consent=consent,
     )
 
 
 @router.post(
     "/galleries/{gallery}/subjects/{subject_id}/samples",
     response_model=EnrolmentOut,
-    status_code=status.HTTP_201_CREATED,
+    status_code=201,
     tags=["subjects"],
 )
 async def add_samples(
     gallery: str,
     subject_id: str,
+    actor: Operator,
     core: Core,
-    images: Annotated[list[UploadFile], File(description="One or more face images.")],
-    modality: Modality = DEFAULT_MODALITY,
+    images: Annotated[list[UploadFile], File(description="One or more images.")],
+    modality: ModalityField = DEFAULT_MODALITY,
     largest_only: LargestOnly = False,
 ) -> EnrolmentOut:
     data = [await read_upload(image, core) for image in images]
     return await run_in_threadpool(
         core.enrol,
+        actor,
         gallery,
         subject_id,
         data,
@@ -124,45 +271,129 @@ async def add_samples(
 @router.get(
     "/galleries/{gallery}/subjects/{subject_id}", response_model=SubjectOut, tags=["subjects"]
 )
-def get_subject(gallery: str, subject_id: str, core: Core) -> SubjectOut:
-    return core.get_subject(gallery, subject_id)
+def get_subject(gallery: str, subject_id: str, actor: Operator, core: Core) -> SubjectOut:
+    return core.get_subject(actor, gallery, subject_id)
 
 
-@router.delete(
-    "/galleries/{gallery}/subjects/{subject_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    tags=["subjects"],
-)
-def delete_subject(gallery: str, subject_id: str, core: Core) -> Response:
-    core.delete_subject(gallery, subject_id)
+@router.delete("/galleries/{gallery}/subjects/{subject_id}", status_code=204, tags=["subjects"])
+def erase_subject(
+    gallery: str,
+    subject_id: str,
+    actor: Operator,
+    core: Core,
+    reason: Annotated[str, Query(min_length=3, max_length=500)] = "erasure request",
+) -> Response:
+    core.erase_subject(actor, gallery, subject_id, reason)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/optouts", response_model=OptOutOut, status_code=201, tags=["subjects"])
+def record_optout(body: OptOutIn, actor: Operator, core: Core) -> OptOutOut:
+    return OptOutOut(recorded=True, enrolments_erased=core.record_optout(actor, body.person_ref))
+
+
+# -- search ---------------------------------------------------------------------------------
 
 
 @router.post("/galleries/{gallery}/verify", response_model=VerificationOut, tags=["search"])
 async def verify(
     gallery: str,
+    actor: Operator,
     core: Core,
+    context: Context,
     subject_id: Annotated[str, Form(min_length=1, max_length=128)],
-    image: Annotated[UploadFile, File(description="The probe face image.")],
-    modality: Modality = DEFAULT_MODALITY,
+    image: Annotated[UploadFile, File(description="The probe image.")],
+    modality: ModalityField = DEFAULT_MODALITY,
     largest_only: LargestOnly = False,
 ) -> VerificationOut:
     data = await read_upload(image, core)
     return await run_in_threadpool(
-        core.verify, gallery, subject_id, data, modality, largest_only=largest_only
+        core.verify, actor, gallery, subject_id, data, context, modality, largest_only=largest_only
     )
 
 
 @router.post("/galleries/{gallery}/identify", response_model=IdentificationOut, tags=["search"])
 async def identify(
     gallery: str,
+    actor: Operator,
     core: Core,
-    image: Annotated[UploadFile, File(description="The probe face image.")],
+    context: Context,
+    image: Annotated[UploadFile, File(description="The probe image.")],
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
-    modality: Modality = DEFAULT_MODALITY,
+    modality: ModalityField = DEFAULT_MODALITY,
     largest_only: LargestOnly = False,
 ) -> IdentificationOut:
     data = await read_upload(image, core)
     return await run_in_threadpool(
-        core.identify, gallery, data, modality, top_k=top_k, largest_only=largest_only
+        core.identify,
+        actor,
+        gallery,
+        data,
+        context,
+        modality,
+        top_k=top_k,
+        largest_only=largest_only,
     )
+
+
+# -- encounters -----------------------------------------------------------------------------
+
+
+@router.get("/encounters", response_model=list[EncounterOut], tags=["encounters"])
+def list_encounters(
+    actor: Operator, core: Core, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[EncounterOut]:
+    return core.list_encounters(actor, limit)
+
+
+@router.get("/encounters/{encounter_id}", response_model=EncounterOut, tags=["encounters"])
+def get_encounter(encounter_id: str, actor: Operator, core: Core) -> EncounterOut:
+    return core.get_encounter(actor, encounter_id)
+
+
+@router.post(
+    "/encounters/{encounter_id}/adjudications", response_model=EncounterOut, tags=["encounters"]
+)
+def adjudicate(
+    encounter_id: str, body: AdjudicationIn, actor: Operator, core: Core
+) -> EncounterOut:
+    return core.adjudicate(actor, encounter_id, body.subject_id, body.decision, body.reason)
+
+
+# -- audit, reports, retention --------------------------------------------------------------
+
+
+@router.get("/audit", response_model=list[AuditEntryOut], tags=["audit"])
+def audit_entries(
+    actor: Operator,
+    core: Core,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> list[AuditEntryOut]:
+    return core.audit_entries(actor, after_seq, limit)
+
+
+@router.get("/audit/verify", response_model=ChainOut, tags=["audit"])
+def verify_audit(actor: Operator, core: Core) -> ChainOut:
+    return ChainOut(**core.verify_audit(actor).as_dict())
+
+
+@router.get("/audit/export.csv", response_class=PlainTextResponse, tags=["audit"])
+def export_audit_csv(actor: Operator, core: Core) -> PlainTextResponse:
+    entries = core.audit_entries(actor, 0, 10**9)
+    return PlainTextResponse(reports.audit_csv(entries), media_type="text/csv")
+
+
+@router.get("/reports/transparency", tags=["audit"])
+def transparency_report(actor: Operator, core: Core) -> dict[str, object]:
+    return core.transparency_report(actor)
+
+
+@router.get("/reports/transparency.html", response_class=HTMLResponse, tags=["audit"])
+def transparency_report_html(actor: Operator, core: Core) -> HTMLResponse:
+    return HTMLResponse(reports.transparency_html(core.transparency_report(actor)))
+
+
+@router.post("/retention/run", response_model=RetentionOut, tags=["audit"])
+def run_retention(actor: Operator, core: Core) -> RetentionOut:
+    return core.run_retention(actor)

@@ -26,6 +26,7 @@ class Gallery(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Bumped with every template change, so a process can tell its in-memory index is stale.
     revision: Mapped[int] = mapped_column(default=0)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     subjects: Mapped[list[Subject]] = relationship(
         back_populates="gallery", cascade="all, delete-orphan", passive_deletes=True
@@ -44,6 +45,9 @@ class Subject(Base):
     gallery: Mapped[Gallery] = relationship(back_populates="subjects")
     samples: Mapped[list[Sample]] = relationship(
         back_populates="subject", cascade="all, delete-orphan", passive_deletes=True
+    )
+    consents: Mapped[list[Consent]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
     )
 
 
@@ -84,3 +88,125 @@ class Template(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     sample: Mapped[Sample] = relationship(back_populates="template")
+
+
+class GalleryKey(Base):
+    """A gallery's data key, wrapped by the master key (which is never stored here)."""
+
+    __tablename__ = "gallery_keys"
+    __table_args__ = (UniqueConstraint("gallery_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    token_salt: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    notice_version: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(200))
+    given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class OptOut(Base):
+    """A person who declined biometric processing, by a hash of their reference."""
+
+    __tablename__ = "optouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class Encounter(Base):
+    """One search: who, when, why, under what authority, against what, and what came back."""
+
+    __tablename__ = "encounters"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    operator: Mapped[str] = mapped_column(String(64))
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    purpose: Mapped[str] = mapped_column(String(64))
+    legal_authority: Mapped[str] = mapped_column(String(200))
+    case_reference: Mapped[str | None] = mapped_column(String(200))
+    location: Mapped[str | None] = mapped_column(String(200))
+    notes: Mapped[str | None] = mapped_column(String(1000))
+    model_key: Mapped[str] = mapped_column(String(96))
+    threshold: Mapped[float]
+    target_fmr: Mapped[float]
+    probe_sha256: Mapped[str] = mapped_column(String(64))
+    probe_quality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    probe_image: Mapped[bytes | None] = mapped_column(LargeBinary)
+    probe_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    adjudications: Mapped[list[Adjudication]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Adjudication.id"
+    )
+
+
+class Adjudication(Base):
+    __tablename__ = "adjudications"
+    __table_args__ = (UniqueConstraint("encounter_id", "subject_external_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    encounter_id: Mapped[str] = mapped_column(ForeignKey("encounters.id", ondelete="CASCADE"))
+    subject_external_id: Mapped[str] = mapped_column(String(128))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """Append-only; never updated or deleted by BioMatch."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    gallery: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(128))
+    encounter: Mapped[str | None] = mapped_column(String(36))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int]
+    head_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str] = mapped_column(String(200))

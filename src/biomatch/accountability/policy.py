@@ -1,0 +1,58 @@
+"""Gallery policies: which modes, which roles may search, retention, consent, adjudication.
+
+Policies only ever add restrictions: there is no setting that turns off the purpose,
+authority, audit or adjudication requirements of the core.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from biomatch.accountability.roles import Role
+
+Mode = Literal["verify", "identify"]
+
+
+class GalleryPolicy(BaseModel):
+    modes: list[Mode] = Field(["verify"], min_length=1, description="Searches allowed.")
+    search_roles: list[Role] = Field(
+        [Role.FIELD_OPERATOR], min_length=1, description="Roles that may search this gallery."
+    )
+    case_reference_required: bool = Field(
+        False, description="Searches must name a case reference, not only a legal authority."
+    )
+    consent_required: bool = Field(False, description="Enrolment needs a consent record.")
+    enforcement: bool = Field(
+        False,
+        description="Enforcement galleries do not consult the opt-out registry before 1:1.",
+    )
+    enrolment_retention_days: int | None = Field(
+        None, ge=1, description="Subjects are deleted this long after enrolment."
+    )
+    probe_retention_hours: int = Field(
+        0, ge=0, description="Probe images of searches are kept this long (0: not kept)."
+    )
+    confirmations_required: int = Field(
+        1, ge=1, le=3, description="Independent reviewer confirmations to confirm a lead."
+    )
+
+
+PRESETS: dict[str, GalleryPolicy] = {
+    # Border programmes: 1:1 only, with consent, probes gone within 12 hours.
+    "travellers": GalleryPolicy(
+        modes=["verify"],
+        consent_required=True,
+        probe_retention_hours=12,
+        enrolment_retention_days=365,
+    ),
+    # Investigations: 1:N allowed, a case reference on every search, two-person review.
+    "investigations": GalleryPolicy(
+        modes=["verify", "identify"],
+        case_reference_required=True,
+        enforcement=True,
+        probe_retention_hours=24 * 30,
+        confirmations_required=2,
+    ),
+}

@@ -1,0 +1,61 @@
+"""Who may do what: the one place that decides it. The test suite walks this whole matrix."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from biomatch.errors import Forbidden
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ENROLLER = "enroller"
+    FIELD_OPERATOR = "field_operator"
+    REVIEWER = "reviewer"
+    AUDITOR = "auditor"
+
+
+class Action(StrEnum):
+    GALLERY_CREATE = "gallery.create"
+    GALLERY_READ = "gallery.read"
+    OPERATOR_MANAGE = "operator.manage"
+    SUBJECT_ENROL = "subject.enrol"
+    SUBJECT_READ = "subject.read"
+    SUBJECT_ERASE = "subject.erase"
+    OPTOUT_RECORD = "optout.record"
+    SEARCH = "search"
+    ENCOUNTER_READ = "encounter.read"
+    ADJUDICATE = "encounter.adjudicate"
+    AUDIT_READ = "audit.read"
+    RETENTION_RUN = "retention.run"
+
+
+# Separation of duties: those who search do not adjudicate or audit; admins run the system
+# but neither search nor adjudicate; auditors only read.
+MATRIX: dict[Action, frozenset[Role]] = {
+    Action.GALLERY_CREATE: frozenset({Role.ADMIN}),
+    Action.GALLERY_READ: frozenset(Role),
+    Action.OPERATOR_MANAGE: frozenset({Role.ADMIN}),
+    Action.SUBJECT_ENROL: frozenset({Role.ENROLLER}),
+    Action.SUBJECT_READ: frozenset({Role.ENROLLER, Role.REVIEWER, Role.ADMIN}),
+    Action.SUBJECT_ERASE: frozenset({Role.ADMIN}),
+    Action.OPTOUT_RECORD: frozenset({Role.ENROLLER, Role.ADMIN}),
+    Action.SEARCH: frozenset({Role.FIELD_OPERATOR}),
+    Action.ENCOUNTER_READ: frozenset({Role.FIELD_OPERATOR, Role.REVIEWER, Role.AUDITOR}),
+    Action.ADJUDICATE: frozenset({Role.REVIEWER}),
+    Action.AUDIT_READ: frozenset({Role.AUDITOR}),
+    Action.RETENTION_RUN: frozenset({Role.ADMIN}),
+}
+
+
+def allowed(role: Role, action: Action) -> bool:
+    return role in MATRIX[action]
+
+
+def require(role: Role, action: Action, operator: str) -> None:
+    if not allowed(role, action):
+        raise Forbidden(
+            f"Operator {operator!r} (role {role.value}) may not {action.value}.",
+            action=action.value,
+            role=role.value,
+        )
