@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,18 @@ class _GalleryIndex:
     index: FaissIndex
     revision: int
     subject_of: dict[int, int] = field(default_factory=dict)
+    templates_per_subject: Counter[int] = field(default_factory=Counter)
+
+    def track(self, template_id: int, subject_id: int) -> None:
+        self.subject_of[template_id] = subject_id
+        self.templates_per_subject[subject_id] += 1
+
+    def forget(self, template_id: int) -> None:
+        subject_id = self.subject_of.pop(template_id, None)
+        if subject_id is not None:
+            self.templates_per_subject[subject_id] -= 1
+            if self.templates_per_subject[subject_id] <= 0:
+                del self.templates_per_subject[subject_id]
 
 
 class IndexRegistry:
@@ -41,8 +54,12 @@ class IndexRegistry:
             index = FaissIndex(dimensions, self._config)
             if len(template_ids):
                 index.add(template_ids, vectors)
-            subject_of = dict(zip(template_ids.tolist(), subject_ids.tolist(), strict=True))
-            self._indexes[(gallery_id, model_key)] = _GalleryIndex(index, revision, subject_of)
+            entry = _GalleryIndex(index, revision)
+            for template_id, subject_id in zip(
+                template_ids.tolist(), subject_ids.tolist(), strict=True
+            ):
+                entry.track(template_id, subject_id)
+            self._indexes[(gallery_id, model_key)] = entry
 
     def apply_added(
         self,
@@ -60,7 +77,8 @@ class IndexRegistry:
             entry.index.add(
                 np.array([row[0] for row in additions]), np.stack([row[2] for row in additions])
             )
-            entry.subject_of.update({row[0]: row[1] for row in additions})
+            for template_id, subject_id, _ in additions:
+                entry.track(template_id, subject_id)
             entry.revision = revision
             return True
 
@@ -73,7 +91,7 @@ class IndexRegistry:
                 return False
             entry.index.remove(np.array(template_ids, dtype=np.int64))
             for template_id in template_ids:
-                entry.subject_of.pop(template_id, None)
+                entry.forget(template_id)
             entry.revision = revision
             return True
 
@@ -98,7 +116,7 @@ class IndexRegistry:
     def subject_count(self, gallery_id: int, model_key: str) -> int:
         with self._lock:
             entry = self._indexes.get((gallery_id, model_key))
-            return 0 if entry is None else len(set(entry.subject_of.values()))
+            return 0 if entry is None else len(entry.templates_per_subject)
 
     def drop_gallery(self, gallery_id: int) -> None:
         with self._lock:
