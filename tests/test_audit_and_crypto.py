@@ -148,3 +148,21 @@ def test_master_key_can_come_from_the_environment(
     monkeypatch.setenv("BIOMATCH_MASTER_KEY", base64.b64encode(raw).decode())
     populated(tmp_path, grace_hopper)
     assert not (tmp_path / "keys" / "master.key").exists()
+
+
+def test_two_processes_writing_at_once_keep_one_chain(tmp_path: Path) -> None:
+    """Two cores on one SQLite file (a service and a CLI command, say) append concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first, second = BioMatch(settings_for_tests(tmp_path)), BioMatch(settings_for_tests(tmp_path))
+
+    def append(core: BioMatch, name: str) -> None:
+        for number in range(60):
+            with core.db.write_transaction() as session:
+                core.audit.append(session, SYSTEM, "test.event", details={name: number})
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(append, first, "a"), pool.submit(append, second, "b")]:
+            future.result()
+    report = first.verify_audit(SYSTEM.__class__(None, "a", Role.AUDITOR))
+    assert report.intact and report.entries == 120

@@ -109,7 +109,7 @@ class BioMatch:
         _check_name("operator name", name)
         issued = tokens.issue()
         try:
-            with self._write_lock, self.db.transaction() as session:
+            with self._write_lock, self.db.write_transaction() as session:
                 operator = Operator(
                     name=name,
                     role=role.value,
@@ -138,7 +138,7 @@ class BioMatch:
 
     def revoke_operator(self, actor: Principal, name: str) -> OperatorOut:
         actor.require(Action.OPERATOR_MANAGE)
-        with self._write_lock, self.db.transaction() as session:
+        with self._write_lock, self.db.write_transaction() as session:
             operator = session.scalars(select(Operator).where(Operator.name == name)).first()
             if operator is None:
                 raise OperatorNotFound(f"There is no operator {name!r}.", operator=name)
@@ -180,7 +180,7 @@ class BioMatch:
         _check_name("gallery name", name)
         chosen = _choose_policy(policy, preset)
         try:
-            with self._write_lock, self.db.transaction() as session:
+            with self._write_lock, self.db.write_transaction() as session:
                 gallery = Gallery(
                     name=name, description=description, policy=chosen.model_dump(mode="json")
                 )
@@ -269,7 +269,7 @@ class BioMatch:
             self._gallery_ref(gallery), subject_id, consent, add_to_existing
         )
         with self._write_lock:
-            with self.db.transaction() as session:
+            with self.db.write_transaction() as session:
                 record = repo.gallery_by_name(session, gallery)
                 subject, created = self._subject_for_enrolment(
                     session, record, subject_id, add_to_existing
@@ -326,7 +326,7 @@ class BioMatch:
         """Remove every sample, template, consent and index entry of the subject; only the
         audit trail of the erasure remains. Returns the number of samples erased."""
         actor.require(Action.SUBJECT_ERASE)
-        with self._write_lock, self.db.transaction() as session:
+        with self._write_lock, self.db.write_transaction() as session:
             record = repo.gallery_by_name(session, gallery)
             subject = repo.subject_by_id(session, record, subject_id)
             erased = self._delete_subject(session, record, subject)
@@ -346,7 +346,7 @@ class BioMatch:
         actor.require(Action.OPTOUT_RECORD)
         _check_name("person reference", person_ref)
         person_hash = _person_hash(person_ref)
-        with self._write_lock, self.db.transaction() as session:
+        with self._write_lock, self.db.write_transaction() as session:
             if (
                 session.scalars(select(OptOut).where(OptOut.person_hash == person_hash)).first()
                 is None
@@ -515,7 +515,7 @@ class BioMatch:
             raise InvalidRequest("decision must be confirm, reject or inconclusive.")
         if len(reason.strip()) < 3:
             raise InvalidRequest("An adjudication needs a reason.")
-        with self._write_lock, self.db.transaction() as session:
+        with self._write_lock, self.db.write_transaction() as session:
             encounter = enc.load_visible(session, actor, encounter_id)
             enc.check_adjudication(encounter, actor, subject_id)
             encounter.adjudications.append(
@@ -571,7 +571,7 @@ class BioMatch:
         with a deletion record (what, when, which rule) in the audit log."""
         actor.require(Action.RETENTION_RUN)
         now = now or datetime.now(UTC)
-        with self._write_lock, self.db.transaction() as session:
+        with self._write_lock, self.db.write_transaction() as session:
             probes = self._expire_probes(session, actor, now)
             subjects = sum(
                 self._expire_subjects(session, actor, gallery, now)
@@ -623,7 +623,7 @@ class BioMatch:
         the old keys are destroyed. Returns the records re-encrypted."""
         actor.require(Action.OPERATOR_MANAGE)
         count = 0
-        with self._write_lock, self.db.transaction() as session:
+        with self._write_lock, self.db.write_transaction() as session:
             for gallery in session.scalars(select(Gallery)).all():
                 count += self._reseal_gallery(session, gallery.id)
             self.audit.append(session, actor, "keys.rotate_data", details={"records": count})
@@ -632,7 +632,7 @@ class BioMatch:
     def rotate_master_key(self, actor: Principal, new_master: MasterKey) -> int:
         """Re-wrap every gallery data key under a new master key; returns the keys re-wrapped."""
         actor.require(Action.OPERATOR_MANAGE)
-        with self._write_lock, self.db.transaction() as session:
+        with self._write_lock, self.db.write_transaction() as session:
             count = self.vault.rewrap_all(session, new_master)
             self.audit.append(
                 session,
@@ -722,7 +722,7 @@ class BioMatch:
         (encrypted) only as long as the gallery's policy allows."""
         encounter_id = str(uuid.uuid4())
         ended = datetime.now(UTC)
-        with self._write_lock, self.db.transaction() as session:
+        with self._write_lock, self.db.write_transaction() as session:
             record = session.get_one(Gallery, gallery.id)
             encounter = enc.new_encounter(
                 encounter_id=encounter_id,

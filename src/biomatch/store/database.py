@@ -20,6 +20,8 @@ class Database:
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_engine = _make_engine(url, immediate=True) if _is_sqlite(url) else self.engine
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
 
     def migrate(self) -> None:
         with self.engine.begin() as connection:
@@ -33,8 +35,16 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def write_transaction(self) -> Iterator[Session]:
+        """Like ``transaction``, but on SQLite it takes the write lock when it begins, so two
+        processes (the service and a CLI command) never interleave their writes."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
     def dispose(self) -> None:
         self.engine.dispose()
+        self._write_engine.dispose()
 
 
 def alembic_config(url: str) -> Config:
@@ -44,18 +54,30 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def _make_engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _make_engine(url: str, *, immediate: bool = False) -> Engine:
+    if not _is_sqlite(url):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        if immediate:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         # Deleted rows are overwritten with zeros, so deletion is real deletion on disk.
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+    if immediate:
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
