@@ -1,0 +1,1 @@
+"""The core API, one module per area; ``biomatch.service.BioMatch`` joins them."""

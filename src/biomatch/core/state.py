@@ -1,0 +1,184 @@
+"""What every part of the core shares: storage, keys, audit, modalities, indexes."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from biomatch.accountability.audit import AuditLog, CheckpointSigner
+from biomatch.accountability.crypto import load_master_key
+from biomatch.accountability.policy import GalleryPolicy
+from biomatch.accountability.ratelimit import RateLimiter
+from biomatch.accountability.vault import Vault
+from biomatch.config import Settings
+from biomatch.errors import (
+    InvalidRequest,
+    OptedOut,
+)
+from biomatch.extraction import ExtractedSample, extract
+from biomatch.index import IndexRegistry
+from biomatch.modalities import Modality, load_modality
+from biomatch.store import Database, Gallery, Subject, Template
+from biomatch.store import repository as repo
+from biomatch.store.models import OptOut
+
+DEFAULT_MODALITY = "face"
+
+
+@dataclass(frozen=True)
+class GalleryRef:
+    id: int
+    name: str
+    revision: int
+    policy: GalleryPolicy
+
+
+class CoreState:
+    def __init__(self, settings: Settings, modalities: Sequence[str] = (DEFAULT_MODALITY,)) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.resolved_database_url)
+        self.db.migrate()
+        self.vault = Vault(
+            load_master_key(settings.resolved_master_key_file, settings.master_key_env)
+        )
+        self.audit = AuditLog(
+            CheckpointSigner.from_file(settings.resolved_audit_key_file),
+            settings.audit_checkpoint_every,
+        )
+        self._modalities = {name: load_modality(name, settings) for name in modalities}
+        self._indexes = IndexRegistry(settings.index)
+        self._search_limit = RateLimiter(settings.search_rate_per_minute, "searches")
+        self._request_limit = RateLimiter(settings.request_rate_per_minute, "requests")
+        # Serialises this process's writes: index revisions and audit entries stay in order.
+        self._write_lock = threading.Lock()
+        self.rebuild_indexes()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def modality(self, name: str) -> Modality:
+        if name not in self._modalities:
+            self._modalities[name] = load_modality(name, self.settings)
+        return self._modalities[name]
+
+    def extract(
+        self,
+        image: bytes,
+        modality: str = DEFAULT_MODALITY,
+        *,
+        largest_only: bool = False,
+        label: str | None = None,
+    ) -> ExtractedSample:
+        return extract(
+            image, self.modality(modality), self.settings, largest_only=largest_only, label=label
+        )
+
+    def rebuild_indexes(self) -> None:
+        """Rebuild every in-memory index from the store (start-up, or after a crash)."""
+        with self.db.transaction() as session:
+            galleries = [gallery_ref_of(g) for g in session.scalars(select(Gallery))]
+        for gallery in galleries:
+            for plugin in self._modalities.values():
+                self._sync_index(gallery, plugin)
+
+    def _gallery_ref(self, name: str) -> GalleryRef:
+        with self.db.transaction() as session:
+            return gallery_ref_of(repo.gallery_by_name(session, name))
+
+    def _sync_index(self, gallery: GalleryRef, plugin: Modality) -> None:
+        def load() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            with self.db.transaction() as session:
+                rows = repo.gallery_templates(session, gallery.id, plugin.info.key)
+                vectors = [
+                    plugin.index_vector(
+                        self._open_template(session, gallery.id, plugin.info.key, data)
+                    )
+                    for _, _, data in rows
+                ]
+            return (
+                np.array([row[0] for row in rows], dtype=np.int64),
+                np.array([row[1] for row in rows], dtype=np.int64),
+                np.stack(vectors) if vectors else np.empty((0, plugin.info.dimensions)),
+            )
+
+        self._indexes.sync(
+            gallery.id, plugin.info.key, plugin.info.dimensions, gallery.revision, load
+        )
+
+    def _index_additions(
+        self, gallery_id: int, revision: int, additions: list[tuple[int, int, str, bytes]]
+    ) -> None:
+        for model_key in {row[2] for row in additions}:
+            plugin = next(p for p in self._modalities.values() if p.info.key == model_key)
+            rows = [
+                (template_id, subject_id, plugin.index_vector(data))
+                for template_id, subject_id, key, data in additions
+                if key == model_key
+            ]
+            self._indexes.apply_added(gallery_id, model_key, revision, rows)
+
+    def _subject_templates(
+        self, session: Session, gallery_id: int, subject_ids: list[int], model_key: str
+    ) -> list[tuple[int, int, int, bytes]]:
+        """(template id, sample id, subject id, plaintext template) of the subjects."""
+        return [
+            (t_id, sample_id, subject_id, self._open_template(session, gallery_id, model_key, data))
+            for t_id, sample_id, subject_id, data in repo.subject_templates(
+                session, subject_ids, model_key
+            )
+        ]
+
+    def _open_template(
+        self, session: Session, gallery_id: int, model_key: str, sealed: bytes
+    ) -> bytes:
+        return self.vault.open(session, gallery_id, sealed, f"template:{model_key}")
+
+    def _delete_subject(self, session: Session, gallery: Gallery, subject: Subject) -> int:
+        """Delete the subject's records and index entries; returns the samples deleted."""
+        removed = session.execute(
+            select(Template.id, Template.model_key).where(Template.subject_id == subject.id)
+        ).all()
+        deleted = len(subject.samples)
+        session.delete(subject)
+        session.flush()
+        revision = repo.bump_revision(session, gallery.id)
+        for model_key in {key for _, key in removed}:
+            ids = [template_id for template_id, key in removed if key == model_key]
+            self._indexes.apply_removed(gallery.id, model_key, revision, ids)
+        return deleted
+
+    def _refuse_opted_out(self, person_ref: str) -> None:
+        with self.db.transaction() as session:
+            found = session.scalars(
+                select(OptOut).where(OptOut.person_hash == person_hash(person_ref))
+            ).first()
+        if found is not None:
+            raise OptedOut(
+                "This person is in the opt-out registry: use a non-biometric check.",
+                subject_id=person_ref,
+            )
+
+
+def gallery_ref_of(gallery: Gallery) -> GalleryRef:
+    return GalleryRef(
+        gallery.id, gallery.name, gallery.revision, GalleryPolicy.model_validate(gallery.policy)
+    )
+
+
+def check_name(what: str, value: str) -> None:
+    if not value or len(value) > 128 or value != value.strip() or "/" in value:
+        raise InvalidRequest(
+            f"The {what} must be 1-128 characters, without '/' or surrounding spaces.",
+            value=value,
+        )
+
+
+def person_hash(person_ref: str) -> str:
+    return hashlib.sha256(f"biomatch-optout:{person_ref.strip().casefold()}".encode()).hexdigest()
