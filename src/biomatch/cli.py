@@ -368,6 +368,38 @@ def eval_folder(
     _print_headline(json_out, result, [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"])
 
 
+@eval_app.command("lfw-report")
+@reports_errors
+def eval_lfw_report(
+    lfw_dir: LfwDir,
+    json_out: Annotated[Path, typer.Option("--json", help="Write every number here.")],
+    html_out: Html = None,
+    pairs: Annotated[Path | None, typer.Option(help="Default: pairs.txt beside lfw/.")] = None,
+    impostor_pairs: Annotated[int, typer.Option(min=1, help="Seeded non-mated sample.")] = (
+        1_000_000
+    ),
+    workers: Workers = 2,
+    cache: Cache = None,
+    bootstrap: Bootstrap = 200,
+    seed: Seed = 0,
+) -> None:
+    """LFW report: View-2 and all-pairs verification, closed/open-set identification."""
+    from biomatch.evaluation import lfw_report, report
+
+    result, figures = lfw_report.evaluate(
+        lfw_dir,
+        pairs or lfw_dir.parent / "pairs.txt",
+        Settings(),
+        workers=workers,
+        cache=cache,
+        impostor_pairs=impostor_pairs,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    report.write(result, json_out, html_out, figures)
+    _print_headline(json_out, result["headline"], list(result["headline"]))
+
+
 def _evaluation(run: Callable[[], tuple[dict[str, Any], dict[str, Any]]]) -> Any:
     """Data-layout errors end like any other bad input (one line, exit code 2)."""
     from biomatch.evaluation.dataset import DatasetError
