@@ -537,6 +537,146 @@ def eval_lfw_identification(
     )
 
 
+Modality = Annotated[str, typer.Option(help="face, or any installed modality (finger).")]
+Html = Annotated[Path | None, typer.Option("--html", help="Also write the HTML report here.")]
+Groups = Annotated[
+    Path | None, typer.Option(help="CSV subject,group given by you (ISO/IEC 19795-10).")
+]
+Bootstrap = Annotated[int, typer.Option(min=0, help="Bootstrap replicates for intervals.")]
+Seed = Annotated[int, typer.Option(help="Seed of the impostor sample and the bootstrap.")]
+FLAT_KEYS = [
+    "eer",
+    "fnmr_at_fmr_1e-2",
+    "fnmr_at_fmr_1e-3",
+    "fnmr_at_fmr_1e-4",
+    "n_genuine",
+    "n_impostor",
+    "failures_to_enrol",
+]
+
+
+@eval_app.command("pairs")
+@reports_errors
+def eval_pairs(
+    csv_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="img_a,img_b,same_identity")
+    ],
+    root: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Images' root.")],
+    json_out: Annotated[Path, typer.Option("--json", help="Write every number here.")],
+    modality: Modality = "face",
+    html_out: Html = None,
+    label_regex: Annotated[
+        str | None, typer.Option(help="Subject from the file name (default: first folder).")
+    ] = None,
+    groups: Groups = None,
+    workers: Workers = 2,
+    cache: Cache = None,
+    bootstrap: Bootstrap = 500,
+    seed: Seed = 0,
+) -> None:
+    """Verification from a pairs list: FNMR at FMR, EER, intervals, DET curve."""
+    from biomatch.evaluation import report, runs
+
+    options = runs.RunOptions(
+        modality, workers, cache, groups, label_regex, bootstrap=bootstrap, seed=seed
+    )
+    result, figures = _evaluation(lambda: runs.evaluate_pairs(csv_file, root, Settings(), options))
+    report.write(result, json_out, html_out, figures)
+    _print_headline(json_out, result, FLAT_KEYS)
+
+
+@eval_app.command("folder")
+@reports_errors
+def eval_folder(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    json_out: Annotated[Path, typer.Option("--json", help="Write every number here.")],
+    modality: Modality = "face",
+    label_regex: Annotated[
+        str | None,
+        typer.Option(help="Subject = first group matched in the file name, e.g. '^(\\d+)_'."),
+    ] = None,
+    html_out: Html = None,
+    groups: Groups = None,
+    impostor_pairs: Annotated[int, typer.Option(min=1, help="Seeded non-mated sample.")] = 100_000,
+    workers: Workers = 2,
+    cache: Cache = None,
+    bootstrap: Bootstrap = 500,
+    seed: Seed = 0,
+) -> None:
+    """Verification (all mated pairs, seeded non-mated sample) and identification (closed
+    and open set) from a folder: one sub-folder per subject, or --label-regex."""
+    from biomatch.evaluation import report, runs
+
+    options = runs.RunOptions(
+        modality,
+        workers,
+        cache,
+        groups,
+        label_regex,
+        bootstrap=bootstrap,
+        seed=seed,
+        impostor_pairs=impostor_pairs,
+    )
+    result, figures = _evaluation(lambda: runs.evaluate_folder(folder, Settings(), options))
+    report.write(result, json_out, html_out, figures)
+    _print_headline(json_out, result, [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"])
+
+
+@eval_app.command("lfw-report")
+@reports_errors
+def eval_lfw_report(
+    lfw_dir: LfwDir,
+    json_out: Annotated[Path, typer.Option("--json", help="Write every number here.")],
+    html_out: Html = None,
+    pairs: Annotated[Path | None, typer.Option(help="Default: pairs.txt beside lfw/.")] = None,
+    impostor_pairs: Annotated[int, typer.Option(min=1, help="Seeded non-mated sample.")] = (
+        1_000_000
+    ),
+    workers: Workers = 2,
+    cache: Cache = None,
+    bootstrap: Bootstrap = 200,
+    seed: Seed = 0,
+) -> None:
+    """LFW report: View-2 and all-pairs verification, closed/open-set identification."""
+    from biomatch.evaluation import lfw_report, report
+
+    result, figures = lfw_report.evaluate(
+        lfw_dir,
+        pairs or lfw_dir.parent / "pairs.txt",
+        Settings(),
+        workers=workers,
+        cache=cache,
+        impostor_pairs=impostor_pairs,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    report.write(result, json_out, html_out, figures)
+    _print_headline(json_out, result["headline"], list(result["headline"]))
+
+
+def _evaluation(run: Callable[[], tuple[dict[str, Any], dict[str, Any]]]) -> Any:
+    """Data-layout errors end like any other bad input (one line, exit code 2)."""
+    from biomatch.evaluation.dataset import DatasetError
+
+    try:
+        return run()
+    except DatasetError as exc:
+        message = f"error [invalid_dataset]: {exc}"
+        console.print(message, highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _print_headline(path: Path, result: dict[str, Any], keys: list[str]) -> None:
+    table = Table(title=str(path))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in keys:
+        value = result.get(key)
+        shown = "not enough data" if value is None else value
+        table.add_row(key, f"{shown:.4f}" if isinstance(shown, float) else str(shown))
+    console.print(table)
+
+
 @app.command()
 @reports_errors
 def calibrate(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,18 @@ class IndexConfig(BaseModel):
     ivf_lists: int = Field(1024, description="Coarse cells of the approximate index.")
     ivf_probe: int = Field(32, description="Cells visited per approximate search.")
     rerank_factor: int = Field(10, description="Shortlist size as a multiple of top-k.")
+    shortlist_codes: Literal["SQ8", "PQ"] = Field(
+        "SQ8",
+        description="Codes the approximate index scans: SQ8 (1 byte a dimension) or PQ "
+        "(pq_bytes a vector: less memory and faster scans, coarser shortlist scores).",
+    )
+    pq_bytes: int = Field(32, description="Bytes per vector of the PQ codes.")
+    rerank_precision: Literal["float32", "float16"] = Field(
+        "float32",
+        description="Copy of the vectors the shortlist is re-ranked with. float16 halves its "
+        "memory; its scores are then within about 1e-3 of exact (the service re-scores the "
+        "shortlisted subjects with the matcher either way).",
+    )
 
 
 class Settings(BaseSettings):

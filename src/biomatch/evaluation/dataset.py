@@ -1,0 +1,201 @@
+"""A user's labelled data: a pairs list or a labelled folder, and its templates.
+
+Images are named by their path relative to the data root. An image whose template cannot
+be made is a failure (to enrol or to acquire, depending on its role) and stays in every
+count: its comparisons score -inf, which never matches.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from biomatch.batch import extract_files
+from biomatch.config import Settings
+from biomatch.modalities import Modality, load_modality
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
+TRUE_WORDS = {"1", "true", "yes", "y", "same", "t"}
+FALSE_WORDS = {"0", "false", "no", "n", "different", "f"}
+
+
+class DatasetError(ValueError):
+    """The data does not follow the documented layout (message says where)."""
+
+
+@dataclass(frozen=True)
+class PairRow:
+    first: str
+    second: str
+    same: bool
+
+
+def read_pairs_csv(path: Path) -> list[PairRow]:
+    """CSV with the header ``img_a,img_b,same_identity``; paths relative to the root."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"img_a", "img_b", "same_identity"} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        return [_pair_row(path, line, row) for line, row in enumerate(reader, start=2)]
+
+
+def _pair_row(path: Path, line: int, row: dict[str, str]) -> PairRow:
+    word = row["same_identity"].strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise DatasetError(f"{path}:{line}: same_identity {word!r} is not 1/0 or true/false")
+    return PairRow(row["img_a"].strip(), row["img_b"].strip(), word in TRUE_WORDS)
+
+
+def label_folder(root: Path, label_regex: str | None) -> dict[str, str]:
+    """Image (relative path) -> subject for every image under the root that has a label.
+    Images without one are left out and counted by the caller (``unlabelled``)."""
+    keys = [image.relative_to(root).as_posix() for image in images_under(root)]
+    labelled = subjects_of(keys, label_regex)
+    return {key: subject for key, subject in labelled.items() if subject is not None}
+
+
+def subjects_of(keys: Iterable[str], label_regex: str | None) -> dict[str, str | None]:
+    """Subject of each image key: its first folder, or with a regex the first group (or
+    the group named ``subject``) matched in the file name; None where there is none."""
+    pattern = re.compile(label_regex) if label_regex else None
+    subjects: dict[str, str | None] = {}
+    for key in keys:
+        parts = key.split("/")
+        if pattern is None:
+            subjects[key] = parts[0] if len(parts) > 1 else None
+            continue
+        match = pattern.search(parts[-1])
+        subjects[key] = (match.groupdict().get("subject") or match.group(1)) if match else None
+    return subjects
+
+
+def images_under(root: Path) -> list[Path]:
+    """Image files under the root, sorted; symbolic links to folders are followed."""
+    found: list[Path] = []
+    for folder, _, names in os.walk(root, followlinks=True):
+        found.extend(Path(folder) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(found)
+
+
+def read_groups(path: Path) -> dict[str, str]:
+    """The user's CSV ``subject,group`` (header required). BioMatch never infers groups."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"subject", "group"} <= set(reader.fieldnames or ()):
+            raise DatasetError(f"{path}: needs the columns subject,group")
+        return {row["subject"].strip(): row["group"].strip() for row in reader}
+
+
+def checksum(files: Iterable[Path], root: Path) -> str:
+    """SHA-256 over the relative names and bytes of the files, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@dataclass
+class Templates:
+    """Templates by image key; keys in ``failures`` have none (reason code as value)."""
+
+    model_key: str
+    templates: dict[str, bytes] = field(default_factory=dict)
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
+    gate_passed: dict[str, bool] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def extract(
+    root: Path,
+    keys: Iterable[str],
+    settings: Settings,
+    modality: str,
+    *,
+    workers: int,
+    cache: Path | None = None,
+) -> Templates:
+    """Templates of the images, without the quality gate (evaluations score every capture
+    with a subject; the gate's verdict is kept for the quality-vs-accuracy table)."""
+    plugin = load_modality(modality, settings)
+    wanted = sorted(set(keys))
+    for key in wanted:
+        if not (root / key).is_file():
+            raise DatasetError(f"{root / key}: no such image")
+    found = _load_cache(cache, plugin.info.key)
+    todo = [k for k in wanted if k not in found.templates]
+    for key in todo:
+        found.failures.pop(key, None)
+    results = extract_files(
+        [root / k for k in todo], settings, modality, workers=workers, enforce_quality=False
+    )
+    for key, result in tqdm(
+        zip(todo, results, strict=True), total=len(todo), desc="templates", disable=not todo
+    ):
+        found.seconds += result.seconds
+        if result.sample is None:
+            found.failures[key] = str((result.error or {}).get("code", "unknown"))
+            continue
+        found.templates[key] = result.sample.template
+        found.quality[key] = result.sample.quality_scores()
+        found.gate_passed[key] = result.sample.quality.passed
+    if cache is not None and todo:
+        _save_cache(cache, found)
+    return found
+
+
+def scores_of_pairs(
+    plugin: Modality, templates: Templates, pairs: list[tuple[str, str]]
+) -> np.ndarray:
+    """The modality's score of each pair, -inf where either image has no template."""
+    scores = np.full(len(pairs), -np.inf)
+    by_first: dict[str, list[int]] = {}
+    for row, (first, second) in enumerate(pairs):
+        if first in templates.templates and second in templates.templates:
+            by_first.setdefault(first, []).append(row)
+    for first, rows in by_first.items():
+        references = [templates.templates[pairs[r][1]] for r in rows]
+        scores[rows] = plugin.compare(templates.templates[first], references)
+    return scores
+
+
+def _load_cache(path: Path | None, model_key: str) -> Templates:
+    if path is None or not path.exists():
+        return Templates(model_key)
+    data: dict[str, Any] = json.loads(path.read_text())
+    if data.get("model_key") != model_key:
+        return Templates(model_key)
+    return Templates(
+        model_key,
+        {k: base64.b64decode(v) for k, v in data["templates"].items()},
+        data["quality"],
+        data["gate_passed"],
+        data["failures"],
+        data["seconds"],
+    )
+
+
+def _save_cache(path: Path, templates: Templates) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "model_key": templates.model_key,
+        "templates": {k: base64.b64encode(v).decode() for k, v in templates.templates.items()},
+        "quality": templates.quality,
+        "gate_passed": templates.gate_passed,
+        "failures": templates.failures,
+        "seconds": templates.seconds,
+    }
+    path.write_text(json.dumps(data))

@@ -1,0 +1,171 @@
+"""`biomatch eval pairs` and `biomatch eval folder`: with a stand-in modality (no data
+needed: the same path fingers will take) and on small real LFW slices."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from biomatch import modalities
+from biomatch.calibration import ScoreCalibration
+from biomatch.cli import app
+from biomatch.evaluation import lfw
+from biomatch.modalities import Capture, ModelInfo, QualityCheck, QualityReport
+from tests.conftest import LFW, shared_file
+
+runner = CliRunner()
+
+
+class PatternModality:
+    """Templates are the normalised 8x8 means of a grey image; a flat image has no subject."""
+
+    info = ModelInfo("pattern", "mean8x8", "1", 64)
+
+    @property
+    def calibration(self) -> ScoreCalibration:
+        impostor = np.random.default_rng(0).normal(0, 0.15, 10_000)
+        return ScoreCalibration.from_impostor_scores(self.info.key, impostor, {})
+
+    def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
+        grey = image.mean(axis=2)
+        contrast = float(grey.std())
+        check = QualityCheck("contrast", contrast, ">= 20", contrast >= 20, "Low contrast.")
+        payload = grey if contrast > 1 else None
+        return Capture(
+            QualityReport((check,)), subjects_found=int(payload is not None), payload=payload
+        )
+
+    def make_template(self, capture: Capture) -> bytes:
+        blocks = capture.payload.reshape(8, 8, 8, 8).mean(axis=(1, 3)).ravel()
+        blocks = blocks - blocks.mean()
+        return (blocks / np.linalg.norm(blocks)).astype(np.float32).tobytes()
+
+    def index_vector(self, template: bytes) -> np.ndarray:
+        return np.frombuffer(template, dtype=np.float32)
+
+    def compare(self, probe: bytes, references: Sequence[bytes]) -> np.ndarray:
+        matrix = np.stack([self.index_vector(r) for r in references])
+        return matrix @ self.index_vector(probe)
+
+
+@pytest.fixture
+def pattern_modality(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(modalities._FACTORIES, "pattern", lambda settings: PatternModality())
+    yield
+
+
+def write_fvc_style_folder(folder: Path, subjects: int = 12, impressions: int = 4) -> None:
+    """<subject>_<impression>.png, like FVC names; one image is blank (fails to enrol)."""
+    rng = np.random.default_rng(7)
+    folder.mkdir()
+    for subject in range(101, 101 + subjects):
+        base = rng.uniform(40, 215, (8, 8)).repeat(8, 0).repeat(8, 1)
+        for impression in range(1, impressions + 1):
+            pixels = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{subject}_{impression}.png")
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(folder / "101_4.png")
+    Image.fromarray(np.full((64, 64), 90, np.uint8)).save(folder / "notes.png")  # unlabelled
+
+
+def invoke(*args: str) -> dict:  # type: ignore[type-arg]
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.stderr + result.stdout
+    return json.loads(Path(args[args.index("--json") + 1]).read_text())
+
+
+def test_folder_with_a_label_regex_reports_every_key(
+    tmp_path: Path, pattern_modality: None
+) -> None:
+    write_fvc_style_folder(tmp_path / "db")
+    groups = tmp_path / "groups.csv"
+    groups.write_text(
+        "subject,group\n"
+        + "".join(f"{s},{'even' if s % 2 == 0 else 'odd'}\n" for s in range(101, 113))
+    )
+    out = tmp_path / "out" / "report.json"
+    report = invoke(
+        "eval", "folder", str(tmp_path / "db"), "--modality", "pattern",
+        "--label-regex", r"^(\d+)_", "--json", str(out), "--html", str(tmp_path / "r.html"),
+        "--groups", str(groups), "--workers", "1", "--bootstrap", "50",
+    )  # fmt: skip
+    for key in ("eer", "fnmr_at_fmr_1e-2", "fnmr_at_fmr_1e-3", "n_genuine", "n_impostor",
+                "failures_to_enrol", "rank1", "fnir_at_fpir_0.01"):  # fmt: skip
+        assert key in report
+    assert report["failures_to_enrol"] == 1 and report["failed_images"] == ["101_4.png"]
+    assert report["unlabelled_images"] == 1
+    # All mated pairs: 12 subjects x C(4, 2), the failed image's pairs included as misses.
+    assert report["n_genuine"] == 12 * 6
+    assert report["operating_point"]["false_non_matches"] >= 3
+    # Impostor pairs only among the 47 images with templates, all of them (fewer than asked).
+    assert report["n_impostor"] == 47 * 46 // 2 - (11 * 6 + 3)
+    assert report["fnmr_at_fmr_1e-3"] is None  # 1,012 impostor pairs cannot state 1e-3
+    assert report["identification"]["failures_to_acquire"] == 1
+    assert {row["group"] for row in report["groups"]["groups"]} == {"even", "odd"}
+    assert report["provenance"]["data"]["files"] == 48
+    assert Path(report["plots"]["det"]["svg"]).exists()
+    page = (tmp_path / "r.html").read_text()
+    assert "data:image/png;base64," in page and "fnmr_at_fmr_1e-2" in page
+
+
+def test_pairs_csv_with_a_missing_image_fails_cleanly(
+    tmp_path: Path, pattern_modality: None
+) -> None:
+    write_fvc_style_folder(tmp_path / "db", subjects=2)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("img_a,img_b,same_identity\n101_1.png,101_2.png,1\n101_1.png,999_1.png,0\n")
+    out = str(tmp_path / "o.json")
+    args = ["eval", "pairs", str(pairs), "--root", str(tmp_path / "db"), "--json", out]
+    result = runner.invoke(app, [*args, "--modality", "pattern"])
+    assert result.exit_code == 2
+    assert "999_1.png: no such image" in result.stderr
+
+
+def lfw_view2_csv(path: Path, mated: int, nonmated: int) -> Path:
+    pairs = lfw.read_pairs(shared_file(LFW / "pairs.txt"))
+    chosen = pairs[:mated] + pairs[300 : 300 + nonmated]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["img_a", "img_b", "same_identity"])
+        for p in chosen:
+            writer.writerow([f"{i[:-5]}/{i}.jpg" for i in (p.first, p.second)] + [int(p.same)])
+    return path
+
+
+def test_pairs_on_a_real_lfw_slice(tmp_path: Path) -> None:
+    root = shared_file(LFW / "lfw")
+    csv_path = lfw_view2_csv(tmp_path / "pairs.csv", 30, 30)
+    report = invoke("eval", "pairs", str(csv_path), "--root", str(root), "--json",
+                    str(tmp_path / "v.json"), "--workers", "1", "--bootstrap", "50")  # fmt: skip
+    assert (report["n_genuine"], report["n_impostor"]) == (30, 30)
+    assert report["eer"] < 0.15
+    assert report["bootstrap"]["resampled"] == "subjects"
+    assert report["fnmr_at_fmr_1e-2"] is None  # 30 impostor pairs cannot state 1e-2
+
+
+def test_folder_on_a_real_lfw_slice(tmp_path: Path) -> None:
+    root = shared_file(LFW / "lfw")
+    folder = tmp_path / "slice"
+    folder.mkdir()
+    for name in (
+        "Aaron_Peirsol",
+        "Abdullah_Gul",
+        "Adrien_Brody",
+        "Alejandro_Toledo",
+        "Aaron_Eckhart",
+    ):
+        (folder / name).symlink_to(root / name)
+    out, cache = str(tmp_path / "f.json"), str(tmp_path / "c.json")
+    report = invoke("eval", "folder", str(folder), "--json", out,
+                    "--workers", "1", "--bootstrap", "20", "--cache", cache)  # fmt: skip
+    ident = report["identification"]
+    assert ident["gallery_subjects"] == 4 and ident["distractors"] == 1
+    assert report["rank1"] >= 0.9
+    assert report["failures_to_enrol"] == 0
+    assert report["operating_point"]["source"].startswith("model calibration")
