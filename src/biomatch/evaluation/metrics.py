@@ -65,3 +65,20 @@ def rank_of_mate(scores: np.ndarray, mate_column: int) -> int:
 
 def identification_rate(ranks: np.ndarray, rank: int) -> float:
     return float(np.mean(ranks <= rank)) if len(ranks) else float("nan")
+
+
+def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
+    """(EER, threshold): where the false match and false non-match rates cross, taking the
+    mean of the two rates at the threshold where they are closest."""
+    thresholds = np.unique(np.concatenate([genuine, impostor]))
+    impostor_sorted = np.sort(impostor)
+    genuine_sorted = np.sort(genuine)
+    fmr = 1.0 - np.searchsorted(impostor_sorted, thresholds, side="left") / len(impostor)
+    fnmr = np.searchsorted(genuine_sorted, thresholds, side="left") / len(genuine)
+    best = int(np.argmin(np.abs(fmr - fnmr)))
+    return float((fmr[best] + fnmr[best]) / 2), float(thresholds[best])
+
+
+def fnmr_at_fmr(genuine: np.ndarray, impostor: np.ndarray, fmr: float) -> float:
+    """FVC's FMR100 / FMR1000: the false non-match rate at the threshold for ``fmr``."""
+    return 1.0 - tar_at_fmr(genuine, impostor, fmr)[0]
