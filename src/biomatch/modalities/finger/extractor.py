@@ -17,17 +17,19 @@ from biomatch.errors import ModelUnavailable
 Extractor = Literal["leader", "mindtct"]
 
 # Minutiae as x, y (image pixels, y down), theta (radians, counter-clockwise as the image is
-# viewed, ISO/IEC 19794-2 convention), reliability (0..1).
-MINUTIA_FIELDS = 4
+# viewed, ISO/IEC 19794-2 convention), kind (0 ridge ending, 1 bifurcation, 2 other),
+# reliability (0..1).
+MINUTIA_FIELDS = 5
+ENDING, BIFURCATION, OTHER = 0, 1, 2
 
 
 def extract_minutiae(grey: np.ndarray, extractor: Extractor, ppi: int = 500) -> np.ndarray:
-    """Minutiae (N x 4 float32) of a 2-D uint8 image."""
+    """Minutiae (N x 5 float32) of a 2-D uint8 image."""
     minutiae = _mindtct(grey, ppi) if extractor == "mindtct" else _leader(grey, ppi)
     out = np.zeros((minutiae.shape[0], MINUTIA_FIELDS), dtype=np.float32)
     if minutiae.size:
-        out[:, 0:3] = minutiae[:, 0:3]
-        out[:, 3] = minutiae[:, 4]
+        out[:] = minutiae[:, :MINUTIA_FIELDS]
+        out[:, 2] = np.mod(out[:, 2], 2 * np.pi)
     return out
 
 

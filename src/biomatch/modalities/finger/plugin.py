@@ -109,7 +109,7 @@ def to_grey(image: np.ndarray) -> np.ndarray:
 def _strongest(minutiae: np.ndarray, limit: int) -> np.ndarray:
     if minutiae.shape[0] <= limit:
         return minutiae
-    return minutiae[np.argsort(-minutiae[:, 3], kind="stable")[:limit]]
+    return minutiae[np.argsort(-minutiae[:, 4], kind="stable")[:limit]]
 
 
 def _prepared(template: FingerTemplate) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """The finger template: minutiae plus their matcher descriptors, as compact bytes.
 
-Layout (little-endian): magic ``BMF1``, uint16 width, height, resolution (ppi), minutiae
+Layout (little-endian): magic ``BMF2``, uint16 width, height, resolution (ppi), minutiae
 count, descriptor size; uint8 finger position (ANSI/NIST code, 0 = unknown), uint8 spare;
-then count x 4 float32 minutiae (x, y, theta, reliability) and count x size float16
+then count x 5 float32 minutiae (x, y, theta, kind, reliability) and count x size float16
 descriptors. Storing the descriptors keeps comparisons free of per-reference set-up.
 """
 
@@ -16,14 +16,14 @@ import numpy as np
 from biomatch.errors import InvalidTemplate
 from biomatch.modalities.finger.extractor import MINUTIA_FIELDS
 
-MAGIC = b"BMF1"
+MAGIC = b"BMF2"
 _HEADER = struct.Struct("<4sHHHHHBB")
 MAX_MINUTIAE = 255
 
 
 @dataclass(frozen=True)
 class FingerTemplate:
-    minutiae: np.ndarray  # N x 4 float32: x, y (pixels, y down), theta (rad, CCW), reliability
+    minutiae: np.ndarray  # N x 5 float32, see extractor.MINUTIA_FIELDS
     descriptors: np.ndarray  # N x D float32, unit rows
     width: int
     height: int
