@@ -30,6 +30,7 @@ class Evidence:
     fmr_is_upper_bound: bool = False
     quality_weight: float = 1.0
     finger_position: int | None = None
+    score: float = float("nan")  # the model's raw score, for reporting only
 
 
 @dataclass(frozen=True)
