@@ -78,7 +78,7 @@ def descriptors(minutiae: np.ndarray, params: MatcherParams = DEFAULT_PARAMS) ->
     return unit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _score_pair(
     pa: np.ndarray,
     da: np.ndarray,
@@ -95,14 +95,23 @@ def _score_pair(
         return 0.0
     dims = da.shape[1]
     sim = np.empty(na * nb, dtype=np.float32)
+    # The k most similar descriptor pairs, kept without sorting all na * nb of them.
+    k_top = min(hypotheses, na * nb)
+    top_val = np.full(k_top, -1.0, dtype=np.float32)
+    order = np.zeros(k_top, dtype=np.int64)
+    floor_at = 0
     for i in range(na):
         for j in range(nb):
             acc = np.float32(0.0)
             for k in range(dims):
                 acc += da[i, k] * db[j, k]
             sim[i * nb + j] = acc
-    k_top = min(hypotheses, na * nb)
-    order = np.argsort(-sim)[:k_top]
+            if acc > top_val[floor_at]:
+                top_val[floor_at] = acc
+                order[floor_at] = i * nb + j
+                for t in range(k_top):
+                    if top_val[t] < top_val[floor_at]:
+                        floor_at = t
     tol2 = dist_tol * dist_tol
     used = np.zeros(nb, dtype=np.bool_)
     best = 0.0
@@ -142,7 +151,7 @@ def _score_pair(
     return float(best * best / (na * nb))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _score_many(
     pa: np.ndarray,
     da: np.ndarray,
