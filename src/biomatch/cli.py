@@ -704,6 +704,55 @@ def calibrate(
     )
 
 
+FingerDir = Annotated[
+    Path, typer.Argument(exists=True, file_okay=False, help="An FVC B-set folder.")
+]
+
+
+@eval_app.command("fvc")
+@reports_errors
+def eval_fvc(
+    folder: FingerDir,
+    json_out: Annotated[Path, typer.Option("--json", help="Write the results here.")],
+    workers: Workers = 2,
+    cache: Cache = None,
+) -> None:
+    """FVC fingerprint verification: all mated and all non-mated impression pairs."""
+    from biomatch.evaluation import fvc
+
+    result = fvc.evaluate(folder, Settings(), workers=workers, cache=cache)
+    headline = ["mated_pairs", "non_mated_pairs", "eer", "fmr100", "fmr1000"]
+    headline += ["extraction_ms_mean", "comparisons_per_second_one_core", "failures_to_enrol"]
+    _write_result(json_out, result, headline)
+
+
+@app.command("calibrate-finger")
+@reports_errors
+def calibrate_finger(
+    folders: Annotated[list[Path], typer.Argument(exists=True, file_okay=False)],
+    out: Annotated[
+        Path | None, typer.Option(help="Default: the packaged calibration file.")
+    ] = None,
+    workers: Workers = 2,
+    cache: Cache = None,
+) -> None:
+    """Regenerate the finger score calibration from FVC non-mated pairs."""
+    from biomatch.calibration import calibration_path
+    from biomatch.evaluation import fvc
+
+    calibration = fvc.calibrate(folders, Settings(), workers=workers, cache=cache)
+    target = out or calibration_path(calibration.model_key)
+    calibration.save(target)
+    thresholds = {f"{fmr:g}": calibration.threshold_for(fmr) for fmr in (1e-2, 1e-3, 1e-4)}
+    _print(
+        {
+            "written": str(target),
+            "n_impostor": calibration.n_impostor,
+            "threshold_at_fmr": thresholds,
+        }
+    )
+
+
 def _write_result(path: Path, result: dict[str, Any], headline: list[str]) -> None:
     result["command"] = " ".join(sys.argv)
     path.parent.mkdir(parents=True, exist_ok=True)

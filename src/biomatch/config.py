@@ -44,6 +44,25 @@ class FaceConfig(BaseModel):
     quality: FaceQualityConfig = FaceQualityConfig()
 
 
+class FingerQualityConfig(BaseModel):
+    """Thresholds of the finger capture-quality gate (see ``modalities.finger.quality``)."""
+
+    min_nfiq2: float = Field(
+        20.0, description="Lowest accepted NFIQ 2 score (0-100) of a contact impression."
+    )
+    min_minutiae: int = Field(12, description="Fewest minutiae a usable capture yields.")
+
+
+class FingerConfig(BaseModel):
+    extractor: Literal["leader", "mindtct"] = Field(
+        "leader",
+        description="Minutiae extractor: 'leader' (LEADER network, accurate, about 1 s per "
+        "image) or 'mindtct' (NIST MINDTCT, tens of ms, less accurate).",
+    )
+    resolution_ppi: int = Field(500, description="Scan resolution of uploaded impressions.")
+    quality: FingerQualityConfig = FingerQualityConfig()
+
+
 class IndexConfig(BaseModel):
     approximate_above: int = Field(
         200_000, description="Gallery size above which the 1:N index becomes approximate."
@@ -86,6 +105,7 @@ class Settings(BaseSettings):
     identify_max_top_k: int = 100
 
     face: FaceConfig = FaceConfig()
+    finger: FingerConfig = FingerConfig()
     index: IndexConfig = IndexConfig()
 
     purposes: list[str] = Field(

@@ -144,3 +144,17 @@ class CryptoError(BioMatchError):
 
     code = "crypto_error"
     http_status = 500
+
+
+class ModelUnavailable(BioMatchError):
+    """A model or native library the configured modality needs is not installed."""
+
+    code = "model_unavailable"
+    http_status = 503
+
+
+class InvalidTemplate(BioMatchError):
+    """A template or interchange record that cannot be decoded."""
+
+    code = "invalid_template"
+    http_status = 422

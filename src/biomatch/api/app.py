@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from biomatch import __version__
-from biomatch.api import routes
+from biomatch.api import multimodal_routes, routes
 from biomatch.config import Settings
 from biomatch.errors import BioMatchError
 from biomatch.service import BioMatch
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, core: BioMatch | None = None) -
         lifespan=lifespan,
     )
     app.include_router(routes.router, prefix="/v1")
+    app.include_router(multimodal_routes.router, prefix="/v1")
     _install_error_handlers(app)
     return app
 

@@ -246,3 +246,9 @@ def ratio_interval(
     spread = np.sqrt(1 / errors - 1 / trials + 1 / best_errors - 1 / best_trials)
     z = float(norm.ppf(1 - (1 - level) / 2))
     return Interval(ratio, float(ratio * np.exp(-z * spread)), float(ratio * np.exp(z * spread)))
+
+
+def fvc_fnmr_at_fmr(genuine: np.ndarray, impostor: np.ndarray, fmr: float) -> float:
+    """FVC's FMR100 / FMR1000: the false non-match rate at the threshold for ``fmr``, stated
+    as FVC reports it whatever the impostor count (``fnmr_at_fmr`` declines below 3/fmr)."""
+    return 1.0 - tar_at_fmr(genuine, impostor, fmr)[0]

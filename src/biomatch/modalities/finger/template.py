@@ -1,0 +1,62 @@
+"""The finger template: minutiae plus their matcher descriptors, as compact bytes.
+
+Layout (little-endian): magic ``BMF2``, uint16 width, height, resolution (ppi), minutiae
+count, descriptor size; uint8 finger position (ANSI/NIST code, 0 = unknown), uint8 spare;
+then count x 5 float32 minutiae (x, y, theta, kind, reliability) and count x size float16
+descriptors. Storing the descriptors keeps comparisons free of per-reference set-up.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from biomatch.errors import InvalidTemplate
+from biomatch.modalities.finger.extractor import MINUTIA_FIELDS
+
+MAGIC = b"BMF2"
+_HEADER = struct.Struct("<4sHHHHHBB")
+MAX_MINUTIAE = 255
+
+
+@dataclass(frozen=True)
+class FingerTemplate:
+    minutiae: np.ndarray  # N x 5 float32, see extractor.MINUTIA_FIELDS
+    descriptors: np.ndarray  # N x D float32, unit rows
+    width: int
+    height: int
+    resolution_ppi: int = 500
+    finger_position: int = 0
+
+    def to_bytes(self) -> bytes:
+        n = self.minutiae.shape[0]
+        size = self.descriptors.shape[1] if self.descriptors.ndim == 2 else 0
+        header = _HEADER.pack(
+            MAGIC, self.width, self.height, self.resolution_ppi, n, size, self.finger_position, 0
+        )
+        return (
+            header
+            + np.ascontiguousarray(self.minutiae, dtype="<f4").tobytes()
+            + np.ascontiguousarray(self.descriptors, dtype="<f2").tobytes()
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FingerTemplate:
+        if len(data) < _HEADER.size or data[:4] != MAGIC:
+            raise InvalidTemplate("Not a BioMatch finger template.")
+        _, width, height, ppi, n, size, position, _ = _HEADER.unpack_from(data)
+        points_end = _HEADER.size + n * MINUTIA_FIELDS * 4
+        if len(data) != points_end + n * size * 2:
+            raise InvalidTemplate("The finger template's length does not match its header.")
+        minutiae = np.frombuffer(data, dtype="<f4", count=n * MINUTIA_FIELDS, offset=_HEADER.size)
+        descriptors = np.frombuffer(data, dtype="<f2", count=n * size, offset=points_end)
+        return cls(
+            minutiae=minutiae.reshape(n, MINUTIA_FIELDS).astype(np.float32),
+            descriptors=descriptors.reshape(n, size).astype(np.float32),
+            width=width,
+            height=height,
+            resolution_ppi=ppi,
+            finger_position=position,
+        )

@@ -1,0 +1,237 @@
+"""Multi-finger and face+finger requests on top of the core API.
+
+A subject may enrol up to ten fingers, each tagged with its ANSI/NIST finger position code
+(1 right thumb .. 10 left little; 0 unknown), which travels inside the finger template. A
+probe of up to four fingers, with or without a face, gets one fused score per candidate:
+each probe item is compared with the candidate's templates of the same modality (and the
+same finger position where both are known), its best score becomes an estimated FMR through
+its model's calibration, and ``fusion.fuse`` combines those (see there for the rule).
+Kept out of ``service.py``: it only uses the core's public calls plus its index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from pydantic import BaseModel
+
+from biomatch.errors import InvalidRequest, NoReference
+from biomatch.extraction import ExtractedSample
+from biomatch.fusion import Evidence, FusedScore, fuse, quality_weight
+from biomatch.modalities.finger.template import FingerTemplate
+from biomatch.results import CaptureQuality, EnrolmentOut
+from biomatch.service import BioMatch
+from biomatch.store import repository as repo
+
+MAX_ENROLLED_FINGERS = 10
+MAX_PROBE_FINGERS = 4
+FINGER_POSITIONS = range(0, 11)
+# NFIQ 2 from which a finger's evidence counts in full (the gate's minimum counts 5%).
+NFIQ2_FULL_WEIGHT = 60.0
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    modality: str  # "face" or "finger"
+    image: bytes
+    finger_position: int = 0
+
+
+class ContributionOut(BaseModel):
+    modality: str
+    finger_position: int | None
+    score: float
+    estimated_fmr: float
+    quality_weight: float
+
+
+class FusedOut(BaseModel):
+    subject_id: str
+    estimated_fmr: float
+    fmr_is_upper_bound: bool
+    modalities: list[str]
+    contributions: list[ContributionOut]
+
+
+class MultiVerificationOut(FusedOut):
+    gallery: str
+    decision: str
+    target_fmr: float
+    probe_quality: list[CaptureQuality]
+
+
+class MultiIdentificationOut(BaseModel):
+    gallery: str
+    result_type: str = "investigative_leads"
+    candidates: list[FusedOut]
+    target_fmr: float
+    probe_quality: list[CaptureQuality]
+
+
+def with_position(sample: ExtractedSample, position: int) -> ExtractedSample:
+    """The finger sample with its finger position written into its template."""
+    _check_position(position)
+    template = FingerTemplate.from_bytes(sample.template)
+    tagged = replace(template, finger_position=position)
+    return replace(sample, template=tagged.to_bytes(), label=f"finger {position}")
+
+
+def enrol_fingers(
+    core: BioMatch,
+    gallery: str,
+    subject_id: str,
+    fingers: Sequence[tuple[int, bytes]],
+    *,
+    add_to_existing: bool = False,
+) -> EnrolmentOut:
+    """Enrol (position, image) pairs: every finger or none."""
+    if not 1 <= len(fingers) <= MAX_ENROLLED_FINGERS:
+        raise InvalidRequest(f"Enrol 1 to {MAX_ENROLLED_FINGERS} fingers at a time.")
+    core.get_gallery(gallery)
+    samples = [
+        with_position(core.extract(image, "finger", label=f"finger {position}"), position)
+        for position, image in fingers
+    ]
+    return core.enrol_samples(gallery, subject_id, samples, add_to_existing=add_to_existing)
+
+
+def verify(
+    core: BioMatch, gallery: str, subject_id: str, probes: Sequence[ProbeItem]
+) -> MultiVerificationOut:
+    samples = _extract(core, probes)
+    with core.db.transaction() as session:
+        record = repo.gallery_by_name(session, gallery)
+        subject_pk = repo.subject_by_id(session, record, subject_id).id
+    fused = _fuse_subject(core, subject_pk, samples)
+    if fused is None:
+        raise NoReference(
+            f"Subject {subject_id!r} has no template of any probe modality.", subject_id=subject_id
+        )
+    target = core.settings.verify_target_fmr
+    return MultiVerificationOut(
+        **_fused_out(subject_id, fused).model_dump(),
+        gallery=gallery,
+        decision="match" if fused.estimated_fmr <= target else "no_match",
+        target_fmr=target,
+        probe_quality=[sample.quality for sample, _ in samples],
+    )
+
+
+def identify(
+    core: BioMatch, gallery: str, probes: Sequence[ProbeItem], top_k: int = 10
+) -> MultiIdentificationOut:
+    """Candidates: the union of each probe item's index shortlist, ranked by fused FMR."""
+    if not 1 <= top_k <= core.settings.identify_max_top_k:
+        raise InvalidRequest(f"top_k must be between 1 and {core.settings.identify_max_top_k}.")
+    samples = _extract(core, probes)
+    ref = core._gallery_ref(gallery)
+    shortlist: set[int] = set()
+    size = top_k * core.settings.index.rerank_factor
+    for sample, _ in samples:
+        plugin = core.modality(sample.modality)
+        core._sync_index(ref, plugin)
+        vector = plugin.index_vector(sample.template)
+        hits = core._indexes.search_subjects(ref.id, plugin.info.key, vector, size)
+        shortlist.update(subject for subject, _ in hits)
+    with core.db.transaction() as session:
+        names = repo.external_ids(session, sorted(shortlist))
+    ranked = []
+    for subject_pk in shortlist:
+        fused = _fuse_subject(core, subject_pk, samples)
+        if fused is not None:
+            ranked.append(_fused_out(names[subject_pk], fused))
+    ranked.sort(key=lambda out: out.estimated_fmr)
+    return MultiIdentificationOut(
+        gallery=gallery,
+        candidates=ranked[:top_k],
+        target_fmr=core.settings.identify_target_fmr,
+        probe_quality=[sample.quality for sample, _ in samples],
+    )
+
+
+def _extract(core: BioMatch, probes: Sequence[ProbeItem]) -> list[tuple[ExtractedSample, int]]:
+    fingers = [probe for probe in probes if probe.modality == "finger"]
+    faces = [probe for probe in probes if probe.modality == "face"]
+    if not probes or len(fingers) > MAX_PROBE_FINGERS or len(faces) > 1:
+        raise InvalidRequest(
+            f"A probe holds at most one face and 1 to {MAX_PROBE_FINGERS} fingers."
+        )
+    if len(faces) + len(fingers) != len(probes):
+        raise InvalidRequest("Probe items must be 'face' or 'finger'.")
+    positions = [probe.finger_position for probe in fingers if probe.finger_position]
+    if len(positions) != len(set(positions)):
+        raise InvalidRequest("A finger position appears twice in the probe.")
+    samples = []
+    for number, probe in enumerate(probes, start=1):
+        sample = core.extract(probe.image, probe.modality, label=f"{probe.modality} {number}")
+        if probe.modality == "finger":
+            sample = with_position(sample, probe.finger_position)
+        samples.append((sample, probe.finger_position))
+    return samples
+
+
+def _fuse_subject(
+    core: BioMatch, subject_pk: int, samples: list[tuple[ExtractedSample, int]]
+) -> FusedScore | None:
+    items: list[Evidence] = []
+    for sample, position in samples:
+        plugin = core.modality(sample.modality)
+        with core.db.transaction() as session:
+            rows = repo.subject_templates(session, [subject_pk], plugin.info.key)
+        references = [row[3] for row in rows]
+        if sample.modality == "finger" and position:
+            same = [ref for ref in references if _position(ref) in (position, 0)]
+            references = same
+        if not references:
+            continue
+        best = float(plugin.compare(sample.template, references).max())
+        estimate = plugin.calibration.estimate(best)
+        items.append(
+            Evidence(
+                modality=sample.modality,
+                estimated_fmr=estimate.value,
+                fmr_is_upper_bound=estimate.is_upper_bound,
+                quality_weight=_weight(core, sample),
+                finger_position=position if sample.modality == "finger" else None,
+                score=best,
+            )
+        )
+    return fuse(items) if items else None
+
+
+def _weight(core: BioMatch, sample: ExtractedSample) -> float:
+    if sample.modality != "finger":
+        return 1.0
+    nfiq2 = sample.quality_scores().get("nfiq2", NFIQ2_FULL_WEIGHT)
+    return quality_weight(nfiq2, core.settings.finger.quality.min_nfiq2, NFIQ2_FULL_WEIGHT)
+
+
+def _position(template: bytes) -> int:
+    return FingerTemplate.from_bytes(template).finger_position
+
+
+def _fused_out(subject_id: str, fused: FusedScore) -> FusedOut:
+    return FusedOut(
+        subject_id=subject_id,
+        estimated_fmr=fused.estimated_fmr,
+        fmr_is_upper_bound=fused.fmr_is_upper_bound,
+        modalities=list(fused.modalities),
+        contributions=[
+            ContributionOut(
+                modality=item.modality,
+                finger_position=item.finger_position,
+                score=round(item.score, 6),
+                estimated_fmr=item.estimated_fmr,
+                quality_weight=round(item.quality_weight, 4),
+            )
+            for item in fused.contributions
+        ],
+    )
+
+
+def _check_position(position: int) -> None:
+    if position not in FINGER_POSITIONS:
+        raise InvalidRequest(
+            "A finger position is an ANSI/NIST code from 0 (unknown) to 10.", position=position
+        )

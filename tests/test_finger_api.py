@@ -1,0 +1,139 @@
+"""Fingers through the real HTTP API, with FVC2002 DB1_B impressions from ../shared/data
+(skipped where absent): enrol, verify and identify with ``modality=finger``."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+from PIL import Image
+
+from biomatch.api import create_app
+from biomatch.config import Settings
+from tests.conftest import SHARED, shared_file
+
+FVC2002 = SHARED / "finger" / "fvc2002_db1b" / "DB1_B"
+FINGER = {"modality": "finger"}
+
+
+def impression(name: str) -> tuple[str, bytes, str]:
+    return (f"{name}.tif", shared_file(FVC2002 / f"{name}.tif").read_bytes(), "image/tiff")
+
+
+def enrol(client: TestClient, subject: str, *names: str) -> Response:
+    return client.post(
+        "/v1/galleries/fingers/subjects",
+        data={"subject_id": subject, **FINGER},
+        files=[("images", impression(name)) for name in names],
+    )
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    shared_file(FVC2002)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    with TestClient(create_app(settings)) as test_client:
+        assert test_client.post("/v1/galleries", json={"name": "fingers"}).status_code == 201
+        for subject, names in {"f101": ("101_1", "101_2"), "f102": ("102_1",)}.items():
+            response = enrol(test_client, subject, *names)
+            assert response.status_code == 201, response.text
+        assert enrol(test_client, "f103", "103_1").status_code == 201
+        yield test_client
+
+
+def error_code(response: Response) -> str:
+    return str(response.json()["error"]["code"])
+
+
+def verify(client: TestClient, subject: str, probe: str) -> Response:
+    return client.post(
+        "/v1/galleries/fingers/verify",
+        data={"subject_id": subject, **FINGER},
+        files={"image": impression(probe)},
+    )
+
+
+def test_enrolled_finger_records_model_and_quality(client: TestClient) -> None:
+    body = client.get("/v1/galleries/fingers/subjects/f101").json()
+    assert len(body["samples"]) == 2
+    sample = body["samples"][0]
+    assert sample["modality"] == "finger"
+    assert sample["model"].startswith("finger/leader-lnm@")
+    assert 0 <= sample["quality"]["nfiq2"] <= 100
+    assert sample["quality"]["minutiae_count"] >= 12
+
+
+def test_verify_accepts_another_impression_of_the_same_finger(client: TestClient) -> None:
+    response = verify(client, "f101", "101_5")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["decision"] == "match"
+    assert body["score"] >= body["threshold"]
+    assert body["estimated_fmr"] <= body["target_fmr"]
+    assert body["model"]["modality"] == "finger"
+    assert len(body["comparisons"]) == 2
+
+
+def test_verify_rejects_another_finger(client: TestClient) -> None:
+    body = verify(client, "f102", "101_5").json()
+    assert body["decision"] == "no_match"
+    assert body["estimated_fmr"] > body["target_fmr"]
+
+
+def test_identify_ranks_the_mate_first(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/fingers/identify",
+        data={"top_k": "3", **FINGER},
+        files={"image": impression("103_4")},
+    )
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["result_type"] == "investigative_leads"
+    assert body["candidates"][0]["subject_id"] == "f103"
+    assert body["gallery_size"] == 3
+
+
+def test_a_face_probe_finds_no_face_template_of_a_finger_subject(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/fingers/verify",
+        data={"subject_id": "f101", "modality": "face"},
+        files={"image": impression("101_5")},
+    )
+    assert response.status_code == 409 and error_code(response) == "no_reference_template"
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_blank_capture_is_rejected_with_named_reasons(client: TestClient) -> None:
+    blank = np.full((374, 388), 235, dtype=np.uint8)
+    response = client.post(
+        "/v1/galleries/fingers/verify",
+        data={"subject_id": "f101", **FINGER},
+        files={"image": ("blank.png", png(blank), "image/png")},
+    )
+    assert response.status_code == 422 and error_code(response) == "quality_rejected"
+    names = {reason["name"] for reason in response.json()["error"]["details"]["reasons"]}
+    assert names <= {"nfiq2", "minutiae_count"} and names
+
+
+def test_bad_finger_uploads_get_4xx(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/fingers/verify",
+        data={"subject_id": "f101", **FINGER},
+        files={"image": ("x.tif", b"not an image", "image/tiff")},
+    )
+    assert response.status_code == 400 and error_code(response) == "invalid_image"
+    response = client.post(
+        "/v1/galleries/fingers/verify",
+        data={"subject_id": "f101", "modality": "iris"},
+        files={"image": impression("101_5")},
+    )
+    assert response.status_code == 422 and error_code(response) == "unknown_modality"
