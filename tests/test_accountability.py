@@ -136,6 +136,42 @@ ENDPOINTS: list[tuple[Action | None, Request]] = [
             {"json": {"subject_id": "hopper", "decision": "inconclusive", "reason": "matrix walk"}},
         ),
     ),
+    (
+        Action.SUBJECT_ENROL,
+        lambda w: (
+            "POST",
+            "/v1/galleries/g/fingers",
+            {
+                "data": {"subject_id": unique("f"), "finger_positions": ["1"]},
+                "files": w.image("fingers"),
+            },
+        ),
+    ),
+    (
+        Action.SUBJECT_ENROL,
+        lambda w: (
+            "POST",
+            f"/v1/galleries/g/subjects/{unique('i')}/iso19794-2",
+            {"files": {"record": ("r.iso", b"FMR\x00 not a record")}},
+        ),
+    ),
+    (Action.SUBJECT_READ, lambda w: ("GET", "/v1/galleries/g/subjects/hopper/iso19794-2", {})),
+    (
+        Action.SEARCH,
+        lambda w: (
+            "POST",
+            "/v1/galleries/g/verify-fused",
+            {"data": {**SEARCH, "subject_id": "hopper"}, "files": w.image("face")},
+        ),
+    ),
+    (
+        Action.SEARCH,
+        lambda w: (
+            "POST",
+            "/v1/galleries/g/identify-fused",
+            {"data": SEARCH, "files": w.image("face")},
+        ),
+    ),
     (Action.AUDIT_READ, lambda w: ("GET", "/v1/audit", {})),
     (Action.AUDIT_READ, lambda w: ("GET", "/v1/audit/verify", {})),
     (Action.AUDIT_READ, lambda w: ("GET", "/v1/audit/export.csv", {})),
@@ -201,7 +237,10 @@ def test_role_matrix(world: World, role: str, index: int) -> None:
     method, path, kwargs = request(world)
     response = world.call(role, method, path, **kwargs)
     if action is None or Role(role) in MATRIX[action]:
-        assert response.status_code < 400, (role, path, response.text)
+        # Allowed: never refused. Most requests here succeed; the finger ones carry a face
+        # photo or a broken record, so they may end in a 4xx of their own.
+        assert response.status_code not in (401, 403), (role, path, response.text)
+        assert response.status_code < 400 or "finger" in path or "iso" in path, response.text
     else:
         assert response.status_code == 403, (role, path, response.text)
         assert response.json()["error"]["code"] == "forbidden"

@@ -13,11 +13,18 @@ from httpx import Response
 from PIL import Image
 
 from biomatch.api import create_app
-from biomatch.config import Settings
-from tests.conftest import SHARED, shared_file
+from tests.conftest import (
+    OPEN_POLICY,
+    SEARCH,
+    SHARED,
+    issue_tokens,
+    settings_for_tests,
+    shared_file,
+)
 
 FVC2002 = SHARED / "finger" / "fvc2002_db1b" / "DB1_B"
-FINGER = {"modality": "finger"}
+FINGER = {"modality": "finger", **SEARCH}
+H: dict[str, dict[str, str]] = {}
 
 
 def impression(name: str) -> tuple[str, bytes, str]:
@@ -29,15 +36,21 @@ def enrol(client: TestClient, subject: str, *names: str) -> Response:
         "/v1/galleries/fingers/subjects",
         data={"subject_id": subject, **FINGER},
         files=[("images", impression(name)) for name in names],
+        headers=H["enroller"],
     )
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     shared_file(FVC2002)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    settings = settings_for_tests(tmp_path_factory.mktemp("data"))
     with TestClient(create_app(settings)) as test_client:
-        assert test_client.post("/v1/galleries", json={"name": "fingers"}).status_code == 201
+        H.update(issue_tokens(test_client.app.state.core))  # type: ignore[attr-defined]
+        test_client.headers.update(H["field_operator"])
+        gallery = {"name": "fingers", "policy": OPEN_POLICY}
+        assert (
+            test_client.post("/v1/galleries", json=gallery, headers=H["admin"]).status_code == 201
+        )
         for subject, names in {"f101": ("101_1", "101_2"), "f102": ("102_1",)}.items():
             response = enrol(test_client, subject, *names)
             assert response.status_code == 201, response.text
@@ -58,7 +71,7 @@ def verify(client: TestClient, subject: str, probe: str) -> Response:
 
 
 def test_enrolled_finger_records_model_and_quality(client: TestClient) -> None:
-    body = client.get("/v1/galleries/fingers/subjects/f101").json()
+    body = client.get("/v1/galleries/fingers/subjects/f101", headers=H["enroller"]).json()
     assert len(body["samples"]) == 2
     sample = body["samples"][0]
     assert sample["modality"] == "finger"
@@ -100,7 +113,7 @@ def test_identify_ranks_the_mate_first(client: TestClient) -> None:
 def test_a_face_probe_finds_no_face_template_of_a_finger_subject(client: TestClient) -> None:
     response = client.post(
         "/v1/galleries/fingers/verify",
-        data={"subject_id": "f101", "modality": "face"},
+        data={"subject_id": "f101", "modality": "face", **SEARCH},
         files={"image": impression("101_5")},
     )
     assert response.status_code == 409 and error_code(response) == "no_reference_template"
@@ -133,7 +146,7 @@ def test_bad_finger_uploads_get_4xx(client: TestClient) -> None:
     assert response.status_code == 400 and error_code(response) == "invalid_image"
     response = client.post(
         "/v1/galleries/fingers/verify",
-        data={"subject_id": "f101", "modality": "iris"},
+        data={"subject_id": "f101", "modality": "iris", **SEARCH},
         files={"image": impression("101_5")},
     )
     assert response.status_code == 422 and error_code(response) == "unknown_modality"

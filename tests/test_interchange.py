@@ -8,13 +8,19 @@ import struct
 import numpy as np
 import pytest
 
-from biomatch import interchange, multimodal
-from biomatch.config import Settings
+from biomatch.accountability.policy import GalleryPolicy
+from biomatch.accountability.principal import SYSTEM, Principal
+from biomatch.accountability.roles import Role
 from biomatch.errors import InvalidTemplate
 from biomatch.modalities.finger import iso19794
 from biomatch.modalities.finger.template import FingerTemplate
+from biomatch.results import SearchContext
 from biomatch.service import BioMatch
-from tests.conftest import SHARED, shared_file
+from tests.conftest import OPEN_POLICY, SEARCH, SHARED, settings_for_tests, shared_file
+
+CONTEXT = SearchContext(**SEARCH)
+ENROLLER = Principal(1, "eve", Role.ENROLLER)
+FIELD = Principal(2, "fay", Role.FIELD_OPERATOR)
 
 FVC2002 = SHARED / "finger" / "fvc2002_db1b" / "DB1_B"
 
@@ -26,9 +32,10 @@ def image(name: str) -> bytes:
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory) -> BioMatch:
     shared_file(FVC2002)
-    core = BioMatch(Settings(data_dir=tmp_path_factory.mktemp("data")), modalities=("finger",))
-    core.create_gallery("g")
-    multimodal.enrol_fingers(core, "g", "decoy", [(1, image("106_1"))])
+    settings = settings_for_tests(tmp_path_factory.mktemp("data"))
+    core = BioMatch(settings, modalities=("finger",))
+    core.create_gallery(SYSTEM, "g", policy=GalleryPolicy.model_validate(OPEN_POLICY))
+    core.enrol_fingers(ENROLLER, "g", "decoy", [(1, image("106_1"))])
     return core
 
 
@@ -51,25 +58,25 @@ def test_an_imported_record_is_found_by_a_live_capture(core: BioMatch) -> None:
     sample = core.extract(image("105_1"), "finger")
     template = FingerTemplate.from_bytes(sample.template)
     record = foreign_record(template.minutiae, template.width, template.height)
-    interchange.enrol_record(core, "g", "imported", record)
-    result = core.identify("g", image("105_3"), "finger", top_k=2)
+    core.import_iso19794(ENROLLER, "g", "imported", record)
+    result = core.identify(FIELD, "g", image("105_3"), CONTEXT, "finger", top_k=2)
     assert result.candidates[0].subject_id == "imported"
     assert result.candidates[0].estimated_fmr <= core.settings.verify_target_fmr
     assert plugin.info.modality == "finger"
 
 
 def test_export_then_import_keeps_the_subject_searchable(core: BioMatch) -> None:
-    multimodal.enrol_fingers(core, "g", "exported", [(2, image("107_1")), (7, image("108_1"))])
+    core.enrol_fingers(ENROLLER, "g", "exported", [(2, image("107_1")), (7, image("108_1"))])
     for version in ("2005", "2011"):
-        record = interchange.export_subject(core, "g", "exported", version)
+        record = core.export_iso19794(ENROLLER, "g", "exported", version)
         views = iso19794.decode(record)
         assert [view.finger_position for view in views] == [2, 7]
-        interchange.enrol_record(core, "g", f"copy-{version}", record)
+        core.import_iso19794(ENROLLER, "g", f"copy-{version}", record)
     for probe in ("107_2", "108_2"):
-        verdict = core.verify("g", "copy-2011", image(probe), "finger")
+        verdict = core.verify(FIELD, "g", "copy-2011", image(probe), CONTEXT, "finger")
         assert verdict.decision == "match"
 
 
 def test_a_malformed_record_is_refused(core: BioMatch) -> None:
     with pytest.raises(InvalidTemplate):
-        interchange.enrol_record(core, "g", "broken", b"FMR\x00020\x00\x00\x00\x00\x0c")
+        core.import_iso19794(ENROLLER, "g", "broken", b"FMR\x00020\x00\x00\x00\x00\x0c")

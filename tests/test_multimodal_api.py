@@ -11,8 +11,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from biomatch.api import create_app
-from biomatch.config import Settings
-from tests.conftest import EXAMPLES, SHARED, shared_file
+from tests.conftest import (
+    EXAMPLES,
+    OPEN_POLICY,
+    SEARCH,
+    SHARED,
+    issue_tokens,
+    settings_for_tests,
+    shared_file,
+)
+
+H: dict[str, dict[str, str]] = {}
 
 FVC2002 = SHARED / "finger" / "fvc2002_db1b" / "DB1_B"
 
@@ -30,20 +39,27 @@ def face(name: str) -> tuple[str, bytes, str]:
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     shared_file(FVC2002)
     shared_file(EXAMPLES)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    settings = settings_for_tests(tmp_path_factory.mktemp("data"))
     with TestClient(create_app(settings)) as test_client:
-        assert test_client.post("/v1/galleries", json={"name": "g"}).status_code == 201
+        H.update(issue_tokens(test_client.app.state.core))  # type: ignore[attr-defined]
+        test_client.headers.update(H["field_operator"])
+        gallery = {"name": "g", "policy": OPEN_POLICY}
+        assert (
+            test_client.post("/v1/galleries", json=gallery, headers=H["admin"]).status_code == 201
+        )
         for subject, names in {"ann": ("101_1", "102_1"), "bob": ("103_1", "104_1")}.items():
             response = test_client.post(
                 "/v1/galleries/g/fingers",
                 data={"subject_id": subject, "finger_positions": ["2", "3"]},
                 files=[finger(name) for name in names],
+                headers=H["enroller"],
             )
             assert response.status_code == 201, response.text
         response = test_client.post(
             "/v1/galleries/g/subjects/ann/samples",
             data={"modality": "face"},
             files=[("images", face("obama.jpg"))],
+            headers=H["enroller"],
         )
         assert response.status_code == 201, response.text
         yield test_client
@@ -54,7 +70,7 @@ def fused_verify(client: TestClient, subject: str, **form: Any) -> dict[str, Any
     if "face" in form:
         files.append(("face", face(form.pop("face"))))
     response = client.post(
-        "/v1/galleries/g/verify-fused", data={"subject_id": subject, **form}, files=files
+        "/v1/galleries/g/verify-fused", data={"subject_id": subject, **SEARCH, **form}, files=files
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -97,7 +113,7 @@ def test_face_and_finger_together_say_which_modalities_contributed(client: TestC
 def test_identify_fused_ranks_the_subject_first(client: TestClient) -> None:
     response = client.post(
         "/v1/galleries/g/identify-fused",
-        data={"finger_positions": ["2", "3"], "top_k": "2"},
+        data={"finger_positions": ["2", "3"], "top_k": "2", **SEARCH},
         files=[finger("103_5"), finger("104_5")],
     )
     body = response.json()
@@ -117,7 +133,7 @@ def test_malformed_multi_finger_requests_are_422(client: TestClient) -> None:
     for case in cases:
         response = client.post(
             "/v1/galleries/g/verify-fused",
-            data={"subject_id": "ann", "finger_positions": case["finger_positions"]},
+            data={"subject_id": "ann", "finger_positions": case["finger_positions"], **SEARCH},
             files=case["files"] or None,
         )
         assert response.status_code == 422, (case["finger_positions"], response.text)

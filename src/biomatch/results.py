@@ -163,7 +163,7 @@ class AdjudicationOut(BaseModel):
 class CandidateStatus(BaseModel):
     subject_id: str
     rank: int
-    score: float
+    score: float | None = Field(description="None for fused multi-modal candidates.")
     estimated_fmr: float
     status: Literal["lead", "confirmed", "rejected", "disputed"]
     confirmations: int

@@ -7,15 +7,15 @@ audit log apply to all of them alike. Each area lives in its own module under ``
 from __future__ import annotations
 
 from biomatch.accountability.principal import SYSTEM
-from biomatch.core.enrolment import EnrolmentAPI
 from biomatch.core.galleries import GalleriesAPI
+from biomatch.core.interchange import InterchangeAPI
+from biomatch.core.multimodal import MultimodalAPI
 from biomatch.core.operators import OperatorsAPI
 from biomatch.core.oversight import OversightAPI
-from biomatch.core.search import SearchAPI
 from biomatch.core.state import DEFAULT_MODALITY
 
 
-class BioMatch(OperatorsAPI, GalleriesAPI, EnrolmentAPI, SearchAPI, OversightAPI):
+class BioMatch(OperatorsAPI, GalleriesAPI, MultimodalAPI, InterchangeAPI, OversightAPI):
     """Open it with ``BioMatch(Settings())``; close it with ``close()``."""
 
 

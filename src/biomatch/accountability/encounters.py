@@ -155,7 +155,7 @@ def _candidate_status(
     return CandidateStatus(
         subject_id=candidate["subject_id"],
         rank=candidate["rank"],
-        score=candidate["score"],
+        score=candidate.get("score"),
         estimated_fmr=candidate["estimated_fmr"],
         status=status,
         confirmations=confirms,

@@ -1,14 +1,14 @@
-"""Routes for multi-finger enrolment and face+finger search (see ``multimodal``)."""
+"""Routes for multi-finger enrolment, face+finger search and ISO/IEC 19794-2 records."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 
-from biomatch import multimodal
-from biomatch.api.routes import Core, read_upload
+from biomatch.api.routes import Consent, Context, Core, Operator, read_upload
+from biomatch.core import multimodal
 from biomatch.errors import InvalidRequest
 from biomatch.results import EnrolmentOut
 from biomatch.service import BioMatch
@@ -45,6 +45,8 @@ async def _finger_items(
 async def enrol_fingers(
     gallery: str,
     core: Core,
+    actor: Operator,
+    consent: Consent,
     subject_id: Annotated[str, Form(min_length=1, max_length=128)],
     fingers: Fingers,
     finger_positions: Positions,
@@ -54,7 +56,13 @@ async def enrol_fingers(
     items = await _finger_items(core, fingers, finger_positions)
     pairs = [(item.finger_position, item.image) for item in items]
     return await run_in_threadpool(
-        multimodal.enrol_fingers, core, gallery, subject_id, pairs, add_to_existing=add_to_existing
+        core.enrol_fingers,
+        actor,
+        gallery,
+        subject_id,
+        pairs,
+        add_to_existing=add_to_existing,
+        consent=consent,
     )
 
 
@@ -66,6 +74,8 @@ async def enrol_fingers(
 async def verify_fused(
     gallery: str,
     core: Core,
+    actor: Operator,
+    context: Context,
     subject_id: Annotated[str, Form(min_length=1, max_length=128)],
     fingers: Annotated[list[UploadFile], File()] = [],  # noqa: B006 (FastAPI form default)
     finger_positions: Annotated[list[int], Form()] = [],  # noqa: B006
@@ -73,7 +83,7 @@ async def verify_fused(
 ) -> multimodal.MultiVerificationOut:
     """1:1 with one to four fingers and/or a face; one fused, calibrated answer."""
     items = await _probe(core, fingers, finger_positions, face)
-    return await run_in_threadpool(multimodal.verify, core, gallery, subject_id, items)
+    return await run_in_threadpool(core.verify_fused, actor, gallery, subject_id, items, context)
 
 
 @router.post(
@@ -84,6 +94,8 @@ async def verify_fused(
 async def identify_fused(
     gallery: str,
     core: Core,
+    actor: Operator,
+    context: Context,
     fingers: Annotated[list[UploadFile], File()] = [],  # noqa: B006
     finger_positions: Annotated[list[int], Form()] = [],  # noqa: B006
     face: Annotated[UploadFile | None, File(description="Optional face image.")] = None,
@@ -91,7 +103,7 @@ async def identify_fused(
 ) -> multimodal.MultiIdentificationOut:
     """1:N with one to four fingers and/or a face; candidates ranked by fused FMR."""
     items = await _probe(core, fingers, finger_positions, face)
-    return await run_in_threadpool(multimodal.identify, core, gallery, items, top_k)
+    return await run_in_threadpool(core.identify_fused, actor, gallery, items, context, top_k)
 
 
 async def _probe(
@@ -101,3 +113,41 @@ async def _probe(
     if face is not None:
         items.append(multimodal.ProbeItem("face", await read_upload(face, core)))
     return items
+
+
+@router.get(
+    "/galleries/{gallery}/subjects/{subject_id}/iso19794-2",
+    response_class=Response,
+    tags=["subjects"],
+)
+def export_iso19794(
+    gallery: str,
+    subject_id: str,
+    core: Core,
+    actor: Operator,
+    version: Annotated[Literal["2005", "2011"], Query()] = "2011",
+) -> Response:
+    """The subject's finger templates as one ISO/IEC 19794-2 minutiae record."""
+    data = core.export_iso19794(actor, gallery, subject_id, version)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.post(
+    "/galleries/{gallery}/subjects/{subject_id}/iso19794-2",
+    response_model=EnrolmentOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["subjects"],
+)
+async def import_iso19794(
+    gallery: str,
+    subject_id: str,
+    core: Core,
+    actor: Operator,
+    record: Annotated[UploadFile, File(description="An ISO/IEC 19794-2 record.")],
+    add_to_existing: Annotated[bool, Form()] = False,
+) -> EnrolmentOut:
+    """Enrol the finger views of a record made by another system, so it can be searched."""
+    data = await read_upload(record, core)
+    return await run_in_threadpool(
+        core.import_iso19794, actor, gallery, subject_id, data, add_to_existing=add_to_existing
+    )

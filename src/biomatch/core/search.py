@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
@@ -76,8 +77,8 @@ class SearchAPI(CoreState):
             record,
             "verify",
             context,
-            probe,
-            image,
+            [probe],
+            [image],
             started,
             threshold,
             target,
@@ -138,8 +139,8 @@ class SearchAPI(CoreState):
             record,
             "identify",
             context,
-            probe,
-            image,
+            [probe],
+            [image],
             started,
             plugin.calibration.threshold_for(target),
             target,
@@ -183,17 +184,19 @@ class SearchAPI(CoreState):
         gallery: GalleryRef,
         kind: str,
         context: SearchContext,
-        probe: ExtractedSample,
-        image: bytes,
+        probes: list[ExtractedSample],
+        images: list[bytes],
         started: datetime,
         threshold: float,
         target_fmr: float,
         result: dict[str, object],
     ) -> str:
-        """The encounter and its audit entry, in one transaction; the probe image is kept
-        (encrypted) only as long as the gallery's policy allows."""
+        """The encounter and its audit entry, in one transaction. A probe image (given for
+        single-image searches) is kept, encrypted, only as long as the gallery allows."""
         encounter_id = str(uuid.uuid4())
         ended = datetime.now(UTC)
+        hashes = [probe.image_sha256 for probe in probes]
+        models = sorted({probe.model_key for probe in probes})
         with self._write_lock, self.db.write_transaction() as session:
             record = session.get_one(Gallery, gallery.id)
             encounter = enc.new_encounter(
@@ -204,17 +207,17 @@ class SearchAPI(CoreState):
                 context=context,
                 started=started,
                 ended=ended,
-                model_key=probe.model_key,
+                model_key="+".join(models),
                 threshold=threshold,
                 target_fmr=target_fmr,
-                probe_sha256=probe.image_sha256,
-                probe_quality=probe.quality_scores(),
+                probe_sha256=hashes[0] if len(hashes) == 1 else _digest(hashes),
+                probe_quality=_probe_quality(probes),
                 result=result,
             )
             expiry = enc.probe_expiry(gallery.policy, started)
-            if expiry is not None:
+            if expiry is not None and len(images) == 1:
                 encounter.probe_image = self.vault.seal(
-                    session, gallery.id, image, f"probe:{encounter_id}"
+                    session, gallery.id, images[0], f"probe:{encounter_id}"
                 )
                 encounter.probe_expires_at = expiry
             session.add(encounter)
@@ -230,8 +233,8 @@ class SearchAPI(CoreState):
                     "purpose": context.purpose,
                     "legal_authority": context.legal_authority,
                     "case_reference": context.case_reference,
-                    "probe_sha256": probe.image_sha256,
-                    "model": probe.model_key,
+                    "probe_sha256": hashes,
+                    "model": models,
                     "result": result,
                 },
             )
@@ -279,3 +282,17 @@ def model_ref(plugin: Modality) -> ModelRef:
     return ModelRef(
         modality=plugin.info.modality, model_id=plugin.info.model_id, version=plugin.info.version
     )
+
+
+def _digest(hashes: list[str]) -> str:
+    return hashlib.sha256(",".join(hashes).encode()).hexdigest()
+
+
+def _probe_quality(probes: list[ExtractedSample]) -> dict[str, float]:
+    if len(probes) == 1:
+        return probes[0].quality_scores()
+    return {
+        f"{number}.{probe.modality}.{name}": score
+        for number, probe in enumerate(probes, start=1)
+        for name, score in probe.quality_scores().items()
+    }

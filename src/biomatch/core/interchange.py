@@ -5,25 +5,61 @@ from __future__ import annotations
 
 import hashlib
 
+from biomatch.accountability.principal import Principal
+from biomatch.accountability.roles import Action
+from biomatch.core.enrolment import EnrolmentAPI
 from biomatch.errors import InvalidTemplate, NoReference
 from biomatch.extraction import ExtractedSample
 from biomatch.modalities.finger import FingerModality, iso19794
 from biomatch.modalities.finger.template import FingerTemplate
 from biomatch.results import CaptureQuality, EnrolmentOut, QualityCheckOut
-from biomatch.service import BioMatch
 from biomatch.store import repository as repo
 
 MIN_IMPORTED_MINUTIAE = 3
 
 
-def export_subject(
-    core: BioMatch, gallery: str, subject_id: str, version: iso19794.Version = "2011"
+class InterchangeAPI(EnrolmentAPI):
+    def export_iso19794(
+        self, actor: Principal, gallery: str, subject_id: str, version: iso19794.Version = "2011"
+    ) -> bytes:
+        """The subject's finger templates as one ISO/IEC 19794-2 record (audited)."""
+        actor.require(Action.SUBJECT_READ)
+        with self._write_lock, self.db.write_transaction() as session:
+            record = repo.gallery_by_name(session, gallery)
+            subject = repo.subject_by_id(session, record, subject_id)
+            plugin = self.modality("finger")
+            rows = self._subject_templates(session, record.id, [subject.id], plugin.info.key)
+            if rows:
+                self.audit.append(
+                    session,
+                    actor,
+                    "subject.export",
+                    gallery=gallery,
+                    subject=subject_id,
+                    details={"format": f"ISO/IEC 19794-2:{version}", "templates": len(rows)},
+                )
+        return _encode(rows, subject_id, version)
+
+    def import_iso19794(
+        self,
+        actor: Principal,
+        gallery: str,
+        subject_id: str,
+        data: bytes,
+        *,
+        add_to_existing: bool = False,
+    ) -> EnrolmentOut:
+        """Enrol every finger view of an ISO/IEC 19794-2 record as one sample each."""
+        actor.require(Action.SUBJECT_ENROL)
+        samples = _samples_from_record(self.modality("finger"), data)
+        return self.enrol_samples(
+            actor, gallery, subject_id, samples, add_to_existing=add_to_existing
+        )
+
+
+def _encode(
+    rows: list[tuple[int, int, int, bytes]], subject_id: str, version: iso19794.Version
 ) -> bytes:
-    plugin = core.modality("finger")
-    with core.db.transaction() as session:
-        record = repo.gallery_by_name(session, gallery)
-        subject = repo.subject_by_id(session, record, subject_id)
-        rows = repo.subject_templates(session, [subject.id], plugin.info.key)
     if not rows:
         raise NoReference(f"Subject {subject_id!r} has no finger template.", subject_id=subject_id)
     views = []
@@ -41,16 +77,7 @@ def export_subject(
     return iso19794.encode(views, version)
 
 
-def enrol_record(
-    core: BioMatch,
-    gallery: str,
-    subject_id: str,
-    data: bytes,
-    *,
-    add_to_existing: bool = False,
-) -> EnrolmentOut:
-    """Enrol every finger view of an ISO/IEC 19794-2 record as one sample each."""
-    plugin = core.modality("finger")
+def _samples_from_record(plugin: object, data: bytes) -> list[ExtractedSample]:
     if not isinstance(plugin, FingerModality):
         raise InvalidTemplate("The finger modality is not BioMatch's own plug-in.")
     views = iso19794.decode(data)
@@ -85,4 +112,4 @@ def enrol_record(
                 label=f"iso19794-2 view {number}",
             )
         )
-    return core.enrol_samples(gallery, subject_id, samples, add_to_existing=add_to_existing)
+    return samples
