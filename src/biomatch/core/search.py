@@ -124,7 +124,8 @@ class SearchAPI(CoreState):
         probe = self.extract(image, modality, largest_only=largest_only)
         self._sync_index(record, plugin)
         vector = plugin.index_vector(probe.template)
-        shortlist = self._indexes.search_subjects(record.id, plugin.info.key, vector, top_k)
+        width = max(top_k, plugin.shortlist_subjects)
+        shortlist = self._indexes.search_subjects(record.id, plugin.info.key, vector, width)
         ranked = self._rescore(
             plugin, record, probe.template, [subject for subject, _ in shortlist]
         )

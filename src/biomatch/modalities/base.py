@@ -88,6 +88,12 @@ class Modality(Protocol):
         """Maps this model's scores to estimated false match rates."""
         ...
 
+    @property
+    def shortlist_subjects(self) -> int:
+        """Subjects the 1:N index hands to ``compare`` at least: more where the index
+        vector is coarser than the matcher (0: just the requested top-k)."""
+        ...
+
     def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
         """Find the subject in an RGB image and measure capture quality."""
         ...

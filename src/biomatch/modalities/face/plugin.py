@@ -36,6 +36,9 @@ class FaceModality:
         version = f"1.0{'-flip' if config.flip_average else ''}"
         self.info = ModelInfo("face", "dlib-resnet34-v1", version, EMBEDDING_DIM)
 
+    # The index holds the embeddings themselves, so its top-k is already the matcher's.
+    shortlist_subjects = 0
+
     @cached_property
     def calibration(self) -> ScoreCalibration:
         return ScoreCalibration.load(calibration_path(self.info.key))

@@ -40,6 +40,8 @@ class FingerModality:
             self._params.descriptor_size,
         )
 
+    shortlist_subjects = 0  # set from config in __init__ once the finger index needs it
+
     @cached_property
     def calibration(self) -> ScoreCalibration:
         return ScoreCalibration.load(calibration_path(self.info.key))
