@@ -60,6 +60,11 @@ class FingerConfig(BaseModel):
         "image) or 'mindtct' (NIST MINDTCT, tens of ms, less accurate).",
     )
     resolution_ppi: int = Field(500, description="Scan resolution of uploaded impressions.")
+    shortlist_subjects: int = Field(
+        2000,
+        description="1:N: subjects the index shortlists for the full matcher (at least top_k); "
+        "the index vector is coarser than the matcher, so the shortlist is wide.",
+    )
     quality: FingerQualityConfig = FingerQualityConfig()
 
 

@@ -127,9 +127,9 @@ def identify(
     samples = _extract(core, probes)
     ref = core._gallery_ref(gallery)
     shortlist: set[int] = set()
-    size = top_k * core.settings.index.rerank_factor
     for sample, _ in samples:
         plugin = core.modality(sample.modality)
+        size = max(top_k, getattr(plugin, "shortlist_subjects", top_k))
         core._sync_index(ref, plugin)
         vector = plugin.index_vector(sample.template)
         hits = core._indexes.search_subjects(ref.id, plugin.info.key, vector, size)

@@ -241,7 +241,9 @@ class BioMatch:
         probe = self.extract(image, modality, largest_only=largest_only)
         self._sync_index(record, plugin)
         vector = plugin.index_vector(probe.template)
-        shortlist = self._indexes.search_subjects(record.id, plugin.info.key, vector, top_k)
+        # A plug-in whose index vector is coarser than its matcher asks for a wider shortlist.
+        width = max(top_k, getattr(plugin, "shortlist_subjects", top_k))
+        shortlist = self._indexes.search_subjects(record.id, plugin.info.key, vector, width)
         ranked = self._rescore(plugin, probe.template, [subject for subject, _ in shortlist])
         size = self._indexes.subject_count(record.id, plugin.info.key)
         return IdentificationOut(

@@ -33,6 +33,8 @@ class FingerModality:
     def __init__(self, config: FingerConfig) -> None:
         self._config = config
         self._params = matcher.DEFAULT_PARAMS
+        # Read by the service's 1:N search: how many subjects stage 2 re-scores.
+        self.shortlist_subjects = config.shortlist_subjects
         self.info = ModelInfo(
             "finger",
             f"{config.extractor}-{MATCHER_ID}",
