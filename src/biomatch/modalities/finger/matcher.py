@@ -173,6 +173,27 @@ def _score_many(
     return out
 
 
+def score_stacked(
+    probe: tuple[np.ndarray, np.ndarray],
+    stacked: tuple[np.ndarray, np.ndarray, np.ndarray],
+    params: MatcherParams = DEFAULT_PARAMS,
+) -> np.ndarray:
+    """``score`` for references already stacked (points, descriptors, row offsets)."""
+    points, descs, offsets = stacked
+    result: np.ndarray = _score_many(
+        np.ascontiguousarray(probe[0], dtype=np.float64),
+        np.ascontiguousarray(probe[1], dtype=np.float32),
+        points,
+        descs,
+        offsets,
+        params.hypotheses,
+        params.distance_tolerance,
+        params.angle_tolerance,
+        params.weight_floor,
+    )
+    return result
+
+
 def score(
     probe: tuple[np.ndarray, np.ndarray],
     references: list[tuple[np.ndarray, np.ndarray]],

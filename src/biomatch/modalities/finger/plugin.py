@@ -14,7 +14,11 @@ from biomatch.modalities.base import Capture, ModelInfo, QualityReport
 from biomatch.modalities.finger import matcher, quality
 from biomatch.modalities.finger.extractor import extract_minutiae
 from biomatch.modalities.finger.indexing import index_vector
-from biomatch.modalities.finger.template import MAX_MINUTIAE, FingerTemplate
+from biomatch.modalities.finger.template import (
+    MAX_MINUTIAE,
+    FingerTemplate,
+    stack_for_matching,
+)
 
 MATCHER_ID = "lnm"  # local-neighbourhood matcher, modalities/finger/matcher.py
 MATCHER_VERSION = "1.0"
@@ -93,9 +97,9 @@ class FingerModality:
     def compare(self, probe: bytes, references: Sequence[bytes]) -> np.ndarray:
         if not references:
             return np.empty(0, dtype=np.float32)
-        return matcher.score(
+        return matcher.score_stacked(
             _prepared(FingerTemplate.from_bytes(probe)),
-            [_prepared(FingerTemplate.from_bytes(reference)) for reference in references],
+            stack_for_matching(list(references)),
             self._params,
         )
 
