@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 from pydantic import BaseModel
 
 from biomatch.errors import InvalidRequest, NoReference
@@ -103,7 +104,7 @@ def verify(
     with core.db.transaction() as session:
         record = repo.gallery_by_name(session, gallery)
         subject_pk = repo.subject_by_id(session, record, subject_id).id
-    fused = _fuse_subject(core, subject_pk, samples)
+    fused = _fuse_subjects(core, [subject_pk], samples).get(subject_pk)
     if fused is None:
         raise NoReference(
             f"Subject {subject_id!r} has no template of any probe modality.", subject_id=subject_id
@@ -136,12 +137,10 @@ def identify(
         shortlist.update(subject for subject, _ in hits)
     with core.db.transaction() as session:
         names = repo.external_ids(session, sorted(shortlist))
-    ranked = []
-    for subject_pk in shortlist:
-        fused = _fuse_subject(core, subject_pk, samples)
-        if fused is not None:
-            ranked.append(_fused_out(names[subject_pk], fused))
-    ranked.sort(key=lambda out: out.estimated_fmr)
+    fused = _fuse_subjects(core, sorted(shortlist), samples)
+    # FMRs tie at the calibration's resolution; the fused evidence breaks the tie.
+    order = sorted(fused, key=lambda pk: (fused[pk].estimated_fmr, -fused[pk].evidence))
+    ranked = [_fused_out(names[pk], fused[pk]) for pk in order]
     return MultiIdentificationOut(
         gallery=gallery,
         candidates=ranked[:top_k],
@@ -171,33 +170,39 @@ def _extract(core: BioMatch, probes: Sequence[ProbeItem]) -> list[tuple[Extracte
     return samples
 
 
-def _fuse_subject(
-    core: BioMatch, subject_pk: int, samples: list[tuple[ExtractedSample, int]]
-) -> FusedScore | None:
-    items: list[Evidence] = []
+def _fuse_subjects(
+    core: BioMatch, subject_pks: Sequence[int], samples: list[tuple[ExtractedSample, int]]
+) -> dict[int, FusedScore]:
+    """Fused score of each subject that has a template of some probe item's modality. Each
+    probe item is compared once with every template of all the subjects (one query, one
+    ``compare`` call), then the best score per subject is kept."""
+    items: dict[int, list[Evidence]] = {pk: [] for pk in subject_pks}
     for sample, position in samples:
         plugin = core.modality(sample.modality)
         with core.db.transaction() as session:
-            rows = repo.subject_templates(session, [subject_pk], plugin.info.key)
-        references = [row[3] for row in rows]
+            rows = repo.subject_templates(session, list(subject_pks), plugin.info.key)
         if sample.modality == "finger" and position:
-            same = [ref for ref in references if _position(ref) in (position, 0)]
-            references = same
-        if not references:
+            rows = [row for row in rows if _position(row[3]) in (position, 0)]
+        if not rows:
             continue
-        best = float(plugin.compare(sample.template, references).max())
-        estimate = plugin.calibration.estimate(best)
-        items.append(
-            Evidence(
-                modality=sample.modality,
-                estimated_fmr=estimate.value,
-                fmr_is_upper_bound=estimate.is_upper_bound,
-                quality_weight=_weight(core, sample),
-                finger_position=position if sample.modality == "finger" else None,
-                score=best,
+        scores = plugin.compare(sample.template, [row[3] for row in rows])
+        best: dict[int, float] = {}
+        for row, score in zip(rows, scores, strict=True):
+            best[row[2]] = max(best.get(row[2], -np.inf), float(score))
+        weight = _weight(core, sample)
+        for subject_pk, score in best.items():
+            estimate = plugin.calibration.estimate(score)
+            items[subject_pk].append(
+                Evidence(
+                    modality=sample.modality,
+                    estimated_fmr=estimate.value,
+                    fmr_is_upper_bound=estimate.is_upper_bound,
+                    quality_weight=weight,
+                    finger_position=position if sample.modality == "finger" else None,
+                    score=score,
+                )
             )
-        )
-    return fuse(items) if items else None
+    return {pk: fuse(evidence) for pk, evidence in items.items() if evidence}
 
 
 def _weight(core: BioMatch, sample: ExtractedSample) -> float:
