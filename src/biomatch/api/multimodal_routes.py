@@ -1,19 +1,21 @@
-"""Routes for multi-finger enrolment and face+finger search (see ``multimodal``)."""
+"""Routes for multi-finger enrolment, face+finger search (see ``multimodal``) and
+ISO/IEC 19794-2 interchange (see ``interchange``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 
-from biomatch import multimodal
+from biomatch import interchange, multimodal
 from biomatch.api.routes import Core, read_upload
 from biomatch.errors import InvalidRequest
 from biomatch.results import EnrolmentOut
 from biomatch.service import BioMatch
 
 router = APIRouter()
+ISO_MEDIA_TYPE = "application/octet-stream"
 
 Positions = Annotated[
     list[int],
@@ -101,3 +103,40 @@ async def _probe(
     if face is not None:
         items.append(multimodal.ProbeItem("face", await read_upload(face, core)))
     return items
+
+
+@router.get(
+    "/galleries/{gallery}/subjects/{subject_id}/iso19794-2",
+    response_class=Response,
+    responses={200: {"content": {ISO_MEDIA_TYPE: {}}}},
+    tags=["interchange"],
+)
+async def export_iso(
+    gallery: str,
+    subject_id: str,
+    core: Core,
+    version: Annotated[Literal["2005", "2011"], Query()] = "2011",
+) -> Response:
+    """The subject's finger templates as one ISO/IEC 19794-2 finger minutiae record."""
+    record = await run_in_threadpool(interchange.export_subject, core, gallery, subject_id, version)
+    return Response(content=record, media_type=ISO_MEDIA_TYPE)
+
+
+@router.post(
+    "/galleries/{gallery}/subjects/{subject_id}/iso19794-2",
+    response_model=EnrolmentOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["interchange"],
+)
+async def import_iso(
+    gallery: str,
+    subject_id: str,
+    core: Core,
+    record: Annotated[UploadFile, File(description="An ISO/IEC 19794-2 record (2005 or 2011).")],
+    add_to_existing: Annotated[bool, Form()] = False,
+) -> EnrolmentOut:
+    """Enrol the finger views of a record made by another system."""
+    data = await read_upload(record, core)
+    return await run_in_threadpool(
+        interchange.enrol_record, core, gallery, subject_id, data, add_to_existing=add_to_existing
+    )
