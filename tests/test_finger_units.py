@@ -122,3 +122,17 @@ def test_equal_error_rate_and_fnmr_at_fmr() -> None:
     assert eer == pytest.approx(0.2)
     assert fnmr_at_fmr(genuine, impostor, 0.1) == pytest.approx(0.2)
     assert fnmr_at_fmr(genuine, impostor, 0.0) == pytest.approx(0.4)
+
+
+def test_mindtct_without_the_native_library_is_a_503_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from afis._native import loader
+
+    from biomatch.errors import ModelUnavailable
+    from biomatch.modalities.finger.extractor import extract_minutiae
+
+    monkeypatch.setattr(loader, "available", lambda: False)
+    with pytest.raises(ModelUnavailable) as caught:
+        extract_minutiae(np.zeros((64, 64), dtype=np.uint8), "mindtct")
+    assert caught.value.http_status == 503
