@@ -60,6 +60,9 @@ class FingerConfig(BaseModel):
         "image) or 'mindtct' (NIST MINDTCT, tens of ms, less accurate).",
     )
     resolution_ppi: int = Field(500, description="Scan resolution of uploaded impressions.")
+    leader_threads: int = Field(
+        1, description="onnxruntime threads for LEADER's network (0: onnxruntime's default)."
+    )
     shortlist_subjects: int = Field(
         2000,
         description="1:N: subjects the index shortlists for the full matcher (at least top_k); "

@@ -52,7 +52,9 @@ class FingerModality:
 
     def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
         grey = to_grey(image)
-        minutiae = extract_minutiae(grey, self._config.extractor, self._config.resolution_ppi)
+        minutiae = extract_minutiae(
+            grey, self._config.extractor, self._config.resolution_ppi, self._config.leader_threads
+        )
         minutiae = _strongest(minutiae, MAX_MINUTIAE)
         checks = quality.finger_checks(
             quality.nfiq2_score(grey), minutiae.shape[0], self._config.quality
