@@ -51,6 +51,11 @@ class FingerQualityConfig(BaseModel):
         20.0, description="Lowest accepted NFIQ 2 score (0-100) of a contact impression."
     )
     min_minutiae: int = Field(12, description="Fewest minutiae a usable capture yields.")
+    max_side_px: int = Field(
+        2000,
+        description="Longest accepted image side (4 inches at 500 ppi, beyond any rolled "
+        "impression); larger uploads are refused before the network runs.",
+    )
 
 
 class FingerConfig(BaseModel):

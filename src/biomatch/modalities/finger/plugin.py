@@ -52,6 +52,10 @@ class FingerModality:
 
     def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
         grey = to_grey(image)
+        height, width = grey.shape
+        size = quality.size_check(width, height, self._config.quality)
+        if not size.passed:
+            return Capture(QualityReport((size,)), subjects_found=0)
         minutiae = extract_minutiae(
             grey, self._config.extractor, self._config.resolution_ppi, self._config.leader_threads
         )
@@ -59,7 +63,7 @@ class FingerModality:
         checks = quality.finger_checks(
             quality.nfiq2_score(grey), minutiae.shape[0], self._config.quality
         )
-        height, width = grey.shape
+        checks = (size, *checks)
         return Capture(
             QualityReport(checks),
             region=(0, 0, width, height),
