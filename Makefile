@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint eval-lfw calibrate
+.PHONY: install run test lint eval-lfw calibrate eval-fvc calibrate-finger
 
 install: $(VENV)/.installed
 
@@ -27,3 +27,11 @@ eval-lfw: install
 
 calibrate: install
 	$(BIN)/biomatch calibrate $(LFW) --cache data/cache/lfw.npz
+
+FVC ?= ../shared/data/finger
+eval-fvc: install
+	$(BIN)/biomatch eval fvc $(FVC)/fvc2002_db1b/DB1_B --json reports/fvc2002_db1b.json --cache data/cache/fvc.npz
+	$(BIN)/biomatch eval fvc $(FVC)/fvc2000_db1b/DB1_B --json reports/fvc2000_db1b.json --cache data/cache/fvc.npz
+
+calibrate-finger: install
+	$(BIN)/biomatch calibrate-finger $(FVC)/fvc2002_db1b/DB1_B $(FVC)/fvc2000_db1b/DB1_B --cache data/cache/fvc.npz

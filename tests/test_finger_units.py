@@ -123,3 +123,37 @@ def test_equal_error_rate_and_fnmr_at_fmr() -> None:
     assert eer == pytest.approx(0.2)
     assert fnmr_at_fmr(genuine, impostor, 0.1) == pytest.approx(0.2)
     assert fnmr_at_fmr(genuine, impostor, 0.0) == pytest.approx(0.4)
+
+
+def test_mindtct_without_the_native_library_is_a_503_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from afis._native import loader
+
+    from biomatch.errors import ModelUnavailable
+    from biomatch.modalities.finger.extractor import extract_minutiae
+
+    monkeypatch.setattr(loader, "available", lambda: False)
+    with pytest.raises(ModelUnavailable) as caught:
+        extract_minutiae(np.zeros((64, 64), dtype=np.uint8), "mindtct")
+    assert caught.value.http_status == 503
+
+
+def test_an_oversized_finger_image_is_refused_before_extraction() -> None:
+    import io
+
+    from PIL import Image
+
+    from biomatch.config import Settings
+    from biomatch.errors import QualityRejected
+    from biomatch.extraction import extract
+    from biomatch.modalities import load_modality
+
+    settings = Settings()
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((300, 2100), 128, dtype=np.uint8)).save(buffer, format="PNG")
+    with pytest.raises(QualityRejected) as caught:
+        extract(buffer.getvalue(), load_modality("finger", settings), settings)
+    reasons = caught.value.details["reasons"]
+    assert [reason["name"] for reason in reasons] == ["image_side_px"]
+    assert reasons[0]["score"] == 2100

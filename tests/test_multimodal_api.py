@@ -137,3 +137,31 @@ def test_malformed_multi_finger_requests_are_422(client: TestClient) -> None:
             files=case["files"] or None,
         )
         assert response.status_code == 422, (case["finger_positions"], response.text)
+
+
+def test_iso_record_export_and_import_through_http(client: TestClient) -> None:
+    response = client.get(
+        "/v1/galleries/g/subjects/ann/iso19794-2",
+        params={"version": "2005"},
+        headers=H["enroller"],
+    )
+    assert response.status_code == 200
+    record = response.content
+    assert record[:8] == b"FMR\x00020\x00"
+    response = client.post(
+        "/v1/galleries/g/subjects/ann-copy/iso19794-2",
+        files={"record": ("ann.fmr", record, "application/octet-stream")},
+        headers=H["enroller"],
+    )
+    assert response.status_code == 201, response.text
+    assert len(response.json()["samples"]) == 2
+    body = fused_verify(client, "ann-copy", fingers=("102_4",), finger_positions=["3"])
+    assert body["decision"] == "match"
+    response = client.post(
+        "/v1/galleries/g/subjects/junk/iso19794-2",
+        files={"record": ("junk.fmr", b"FMR\x00030\x00junk", "application/octet-stream")},
+        headers=H["enroller"],
+    )
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_template"
+    response = client.get("/v1/galleries/g/subjects/nobody/iso19794-2", headers=H["enroller"])
+    assert response.status_code == 404

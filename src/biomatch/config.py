@@ -51,6 +51,11 @@ class FingerQualityConfig(BaseModel):
         20.0, description="Lowest accepted NFIQ 2 score (0-100) of a contact impression."
     )
     min_minutiae: int = Field(12, description="Fewest minutiae a usable capture yields.")
+    max_side_px: int = Field(
+        2000,
+        description="Longest accepted image side (4 inches at 500 ppi, beyond any rolled "
+        "impression); larger uploads are refused before the network runs.",
+    )
 
 
 class FingerConfig(BaseModel):
@@ -60,6 +65,14 @@ class FingerConfig(BaseModel):
         "image) or 'mindtct' (NIST MINDTCT, tens of ms, less accurate).",
     )
     resolution_ppi: int = Field(500, description="Scan resolution of uploaded impressions.")
+    leader_threads: int = Field(
+        1, description="onnxruntime threads for LEADER's network (0: onnxruntime's default)."
+    )
+    shortlist_subjects: int = Field(
+        2000,
+        description="1:N: subjects the index shortlists for the full matcher (at least top_k); "
+        "the index vector is coarser than the matcher, so the shortlist is wide.",
+    )
     quality: FingerQualityConfig = FingerQualityConfig()
 
 

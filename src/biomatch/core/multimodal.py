@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import numpy as np
 from pydantic import BaseModel
 
 from biomatch.accountability.principal import Principal
@@ -125,7 +126,7 @@ class MultimodalAPI(EnrolmentAPI, SearchAPI):
                 session, repo.gallery_by_name(session, gallery), subject_id
             ).id
         samples = self._extract_probes(probes)
-        fused = self._fuse_subject(record.id, subject_pk, samples)
+        fused = self._fuse_subjects(record.id, [subject_pk], samples).get(subject_pk)
         if fused is None:
             raise NoReference(
                 f"Subject {subject_id!r} has no template of any probe modality.",
@@ -175,21 +176,19 @@ class MultimodalAPI(EnrolmentAPI, SearchAPI):
         record = self._authorise_search(actor, gallery, "identify", context)
         samples = self._extract_probes(probes)
         shortlist: set[int] = set()
-        size = top_k * self.settings.index.rerank_factor
         for sample, _ in samples:
             plugin = self.modality(sample.modality)
+            size = max(top_k, plugin.shortlist_subjects)
             self._sync_index(record, plugin)
             vector = plugin.index_vector(sample.template)
             hits = self._indexes.search_subjects(record.id, plugin.info.key, vector, size)
             shortlist.update(subject for subject, _ in hits)
         with self.db.transaction() as session:
             names = repo.external_ids(session, sorted(shortlist))
-        ranked = []
-        for subject_pk in shortlist:
-            fused = self._fuse_subject(record.id, subject_pk, samples)
-            if fused is not None:
-                ranked.append(_fused_out(names[subject_pk], fused))
-        ranked.sort(key=lambda out: out.estimated_fmr)
+        fused = self._fuse_subjects(record.id, sorted(shortlist), samples)
+        # FMRs tie at the calibration's resolution; the fused evidence breaks the tie.
+        order = sorted(fused, key=lambda pk: (fused[pk].estimated_fmr, -fused[pk].evidence))
+        ranked = [_fused_out(names[pk], fused[pk]) for pk in order]
         target = self.settings.identify_target_fmr
         candidates = [
             {
@@ -242,32 +241,44 @@ class MultimodalAPI(EnrolmentAPI, SearchAPI):
             samples.append((sample, probe.finger_position))
         return samples
 
-    def _fuse_subject(
-        self, gallery_id: int, subject_pk: int, samples: list[tuple[ExtractedSample, int]]
-    ) -> FusedScore | None:
-        items: list[Evidence] = []
+    def _fuse_subjects(
+        self,
+        gallery_id: int,
+        subject_pks: Sequence[int],
+        samples: list[tuple[ExtractedSample, int]],
+    ) -> dict[int, FusedScore]:
+        """Fused score of each subject that has a template of some probe item's modality. Each
+        probe item is compared once with every template of all the subjects (one query, one
+        ``compare`` call), then the best score per subject is kept."""
+        items: dict[int, list[Evidence]] = {pk: [] for pk in subject_pks}
         for sample, position in samples:
             plugin = self.modality(sample.modality)
             with self.db.transaction() as session:
-                rows = self._subject_templates(session, gallery_id, [subject_pk], plugin.info.key)
-            references = [row[3] for row in rows]
-            if sample.modality == "finger" and position:
-                references = [ref for ref in references if _position(ref) in (position, 0)]
-            if not references:
-                continue
-            best = float(plugin.compare(sample.template, references).max())
-            estimate = plugin.calibration.estimate(best)
-            items.append(
-                Evidence(
-                    modality=sample.modality,
-                    estimated_fmr=estimate.value,
-                    fmr_is_upper_bound=estimate.is_upper_bound,
-                    quality_weight=self._weight(sample),
-                    finger_position=position if sample.modality == "finger" else None,
-                    score=best,
+                rows = self._subject_templates(
+                    session, gallery_id, list(subject_pks), plugin.info.key
                 )
-            )
-        return fuse(items) if items else None
+            if sample.modality == "finger" and position:
+                rows = [row for row in rows if _position(row[3]) in (position, 0)]
+            if not rows:
+                continue
+            scores = plugin.compare(sample.template, [row[3] for row in rows])
+            best: dict[int, float] = {}
+            for row, score in zip(rows, scores, strict=True):
+                best[row[2]] = max(best.get(row[2], -np.inf), float(score))
+            weight = self._weight(sample)
+            for subject_pk, score in best.items():
+                estimate = plugin.calibration.estimate(score)
+                items[subject_pk].append(
+                    Evidence(
+                        modality=sample.modality,
+                        estimated_fmr=estimate.value,
+                        fmr_is_upper_bound=estimate.is_upper_bound,
+                        quality_weight=weight,
+                        finger_position=position if sample.modality == "finger" else None,
+                        score=score,
+                    )
+                )
+        return {pk: fuse(evidence) for pk, evidence in items.items() if evidence}
 
     def _weight(self, sample: ExtractedSample) -> float:
         if sample.modality != "finger":

@@ -14,7 +14,11 @@ from biomatch.modalities.base import Capture, ModelInfo, QualityReport
 from biomatch.modalities.finger import matcher, quality
 from biomatch.modalities.finger.extractor import extract_minutiae
 from biomatch.modalities.finger.indexing import index_vector
-from biomatch.modalities.finger.template import MAX_MINUTIAE, FingerTemplate
+from biomatch.modalities.finger.template import (
+    MAX_MINUTIAE,
+    FingerTemplate,
+    stack_for_matching,
+)
 
 MATCHER_ID = "lnm"  # local-neighbourhood matcher, modalities/finger/matcher.py
 MATCHER_VERSION = "1.0"
@@ -33,6 +37,8 @@ class FingerModality:
     def __init__(self, config: FingerConfig) -> None:
         self._config = config
         self._params = matcher.DEFAULT_PARAMS
+        # Read by the service's 1:N search: how many subjects stage 2 re-scores.
+        self.shortlist_subjects = config.shortlist_subjects
         self.info = ModelInfo(
             "finger",
             f"{config.extractor}-{MATCHER_ID}",
@@ -40,20 +46,24 @@ class FingerModality:
             self._params.descriptor_size,
         )
 
-    shortlist_subjects = 0  # set from config in __init__ once the finger index needs it
-
     @cached_property
     def calibration(self) -> ScoreCalibration:
         return ScoreCalibration.load(calibration_path(self.info.key))
 
     def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
         grey = to_grey(image)
-        minutiae = extract_minutiae(grey, self._config.extractor, self._config.resolution_ppi)
+        height, width = grey.shape
+        size = quality.size_check(width, height, self._config.quality)
+        if not size.passed:
+            return Capture(QualityReport((size,)), subjects_found=0)
+        minutiae = extract_minutiae(
+            grey, self._config.extractor, self._config.resolution_ppi, self._config.leader_threads
+        )
         minutiae = _strongest(minutiae, MAX_MINUTIAE)
         checks = quality.finger_checks(
             quality.nfiq2_score(grey), minutiae.shape[0], self._config.quality
         )
-        height, width = grey.shape
+        checks = (size, *checks)
         return Capture(
             QualityReport(checks),
             region=(0, 0, width, height),
@@ -93,9 +103,9 @@ class FingerModality:
     def compare(self, probe: bytes, references: Sequence[bytes]) -> np.ndarray:
         if not references:
             return np.empty(0, dtype=np.float32)
-        return matcher.score(
+        return matcher.score_stacked(
             _prepared(FingerTemplate.from_bytes(probe)),
-            [_prepared(FingerTemplate.from_bytes(reference)) for reference in references],
+            stack_for_matching(list(references)),
             self._params,
         )
 

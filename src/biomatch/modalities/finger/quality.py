@@ -36,3 +36,15 @@ def finger_checks(
             "finger's centre on the scanner.",
         ),
     )
+
+
+def size_check(width: int, height: int, config: FingerQualityConfig) -> QualityCheck:
+    side = max(width, height)
+    return QualityCheck(
+        name="image_side_px",
+        score=float(side),
+        threshold=f"<= {config.max_side_px}",
+        passed=side <= config.max_side_px,
+        message="The image is larger than a finger impression at 500 ppi: send one finger, "
+        "cropped, at 500 ppi.",
+    )

@@ -21,6 +21,32 @@ _HEADER = struct.Struct("<4sHHHHHBB")
 MAX_MINUTIAE = 255
 
 
+def stack_for_matching(templates: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points (x, -y, theta as float64), descriptors (float32) of many templates, stacked,
+    with row offsets: what ``matcher.score_stacked`` takes, in one copy per template."""
+    counts = np.empty(len(templates), dtype=np.int64)
+    size = 0
+    for k, data in enumerate(templates):
+        if len(data) < _HEADER.size or data[:4] != MAGIC:
+            raise InvalidTemplate("Not a BioMatch finger template.")
+        _, _, _, _, counts[k], size, _, _ = _HEADER.unpack_from(data)
+    offsets = np.zeros(len(templates) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    points = np.empty((int(offsets[-1]), 3), dtype=np.float64)
+    descriptors = np.empty((int(offsets[-1]), size), dtype=np.float32)
+    for k, data in enumerate(templates):
+        n = int(counts[k])
+        points_end = _HEADER.size + n * MINUTIA_FIELDS * 4
+        if len(data) != points_end + n * size * 2:
+            raise InvalidTemplate("The finger template's length does not match its header.")
+        lo, hi = offsets[k], offsets[k + 1]
+        raw = np.frombuffer(data, "<f4", n * MINUTIA_FIELDS, _HEADER.size)
+        points[lo:hi] = raw.reshape(n, MINUTIA_FIELDS)[:, :3]
+        descriptors[lo:hi] = np.frombuffer(data, "<f2", n * size, points_end).reshape(n, size)
+    points[:, 1] *= -1.0  # y up, as matcher.matching_frame
+    return points, descriptors, offsets
+
+
 @dataclass(frozen=True)
 class FingerTemplate:
     minutiae: np.ndarray  # N x 5 float32, see extractor.MINUTIA_FIELDS
