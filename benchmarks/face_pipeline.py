@@ -130,6 +130,8 @@ def main() -> None:
         "benchmark": "face template creation, median ms per image",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "repeats": args.repeats,
+        # The machine may be shared: the load beside the timing says how disturbed it was.
+        "load_avg_1m": os.getloadavg()[0],
         "results": by_cores,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,10 @@ def read_groups(path: Path) -> dict[str, str]:
         return {row["subject"].strip(): row["group"].strip() for row in reader}
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def checksum(files: Iterable[Path], root: Path) -> str:
     """SHA-256 over the relative names and bytes of the files, in sorted order."""
     digest = hashlib.sha256()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from biomatch.config import Settings
-from biomatch.evaluation import analysis, lfw, metrics, report, runs
+from biomatch.evaluation import analysis, dataset, lfw, metrics, report, runs
 from biomatch.modalities import load_modality
 
 FNMR_KEYS = [f"fnmr_at_fmr_{analysis.rate_label(t)}" for t in analysis.FMR_TARGETS]
@@ -68,7 +68,10 @@ def evaluate(
         "failures_to_enrol": len(templates.failures),
     }
     files = [lfw.image_path(lfw_dir, i) for i in ids]
-    extra = {"pairs_file": str(pairs_file.resolve()), "pairs_sha256": runs._sha(pairs_file)}
+    extra = {
+        "pairs_file": str(pairs_file.resolve()),
+        "pairs_sha256": dataset.file_sha256(pairs_file),
+    }
     result["provenance"] = runs.provenance(lfw_dir, files, plugin, extra)
     result["elapsed_s"] = time.perf_counter() - started
     return result, figures

@@ -134,16 +134,13 @@ def evaluate_pairs(
     if options.groups:
         result["groups"] = _groups(comparisons, subjects, options.groups, plugin, settings)
     files = [root / k for k in sorted(keys)]
-    extra = {"pairs_csv": str(csv_path.resolve()), "pairs_csv_sha256": _sha(csv_path)}
+    extra = {
+        "pairs_csv": str(csv_path.resolve()),
+        "pairs_csv_sha256": dataset.file_sha256(csv_path),
+    }
     result["provenance"] = provenance(root, files, plugin, extra)
     result["elapsed_s"] = time.perf_counter() - started
     return result, figures
-
-
-def _sha(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _verification_part(
@@ -226,7 +223,7 @@ def _groups(
         threshold,
     )
     result["groups_csv"] = str(groups_csv.resolve())
-    result["groups_csv_sha256"] = _sha(groups_csv)
+    result["groups_csv_sha256"] = dataset.file_sha256(groups_csv)
     return result
 
 

@@ -32,6 +32,12 @@ class FaissIndex:
     def is_approximate(self) -> bool:
         return self._approximate is not None
 
+    def set_probe(self, cells: int) -> None:
+        """Cells the approximate index visits per search (recall against latency)."""
+        self._config = self._config.model_copy(update={"ivf_probe": cells})
+        if self._approximate is not None:
+            self._approximate.nprobe = cells
+
     def memory_bytes(self) -> int:
         """Bytes of vector codes held (store + shortlist codes), without FAISS overheads."""
         per_vector = self._dimensions * (2 if self._half_store else 4)
