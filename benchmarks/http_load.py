@@ -80,12 +80,41 @@ def free_port() -> int:
         return port
 
 
+SEARCH = {"purpose": "identity_check", "legal_authority": "load benchmark on loopback"}
+# The per-operator rate limits would otherwise refuse a load test's traffic.
+UNLIMITED = {
+    "BIOMATCH_SEARCH_RATE_PER_MINUTE": "10000000",
+    "BIOMATCH_REQUEST_RATE_PER_MINUTE": "10000000",
+}
+
+
+def issue_tokens(data_dir: Path) -> dict[str, dict[str, str]]:
+    """An admin, an enroller and a field operator; role -> Authorization header."""
+    from biomatch.accountability.principal import SYSTEM
+    from biomatch.accountability.roles import Role
+    from biomatch.config import Settings
+    from biomatch.service import BioMatch
+
+    core = BioMatch(Settings(data_dir=data_dir))
+    headers = {}
+    for role in ("admin", "enroller", "field_operator"):
+        token = core.create_operator(SYSTEM, f"bench-{role}", Role(role)).token
+        headers[role] = {"Authorization": f"Bearer {token}"}
+    core.close()
+    return headers
+
+
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     import httpx
 
     command = [sys.executable, "-m", "biomatch.cli", "serve", "--data-dir", str(data_dir)]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **UNLIMITED},
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -97,36 +126,54 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the server did not answer /v1/health within 120 s")
 
 
-def enrol(base: str, persons: list[Person]) -> list[Person]:
+def enrol(base: str, persons: list[Person], headers: dict[str, dict[str, str]]) -> list[Person]:
     import httpx
 
     enrolled = []
+    policy = {"modes": ["verify", "identify"]}
     with httpx.Client(base_url=base, timeout=60) as client:
-        client.post("/v1/galleries", json={"name": GALLERY}).raise_for_status()
+        client.post(
+            "/v1/galleries", json={"name": GALLERY, "policy": policy}, headers=headers["admin"]
+        ).raise_for_status()
         for person in persons:
             files = {"images": ("reference.jpg", person.reference, "image/jpeg")}
             answer = client.post(
                 f"/v1/galleries/{GALLERY}/subjects",
                 data={"subject_id": person.subject_id},
                 files=files,
+                headers=headers["enroller"],
             )
-            if answer.status_code in (200, 201) and _probe_accepted(client, person):
+            if answer.status_code in (200, 201) and _probe_accepted(
+                client, person, headers["field_operator"]
+            ):
                 enrolled.append(person)
     return enrolled
 
 
-def _probe_accepted(client: Any, person: Person) -> bool:
+def _probe_accepted(client: Any, person: Person, headers: dict[str, str]) -> bool:
     """Probes the quality gate rejects (422) would time a different, cheaper path."""
     files = {"image": ("probe.jpg", person.probe, "image/jpeg")}
-    answer = client.post(f"/v1/galleries/{GALLERY}/identify", data={"top_k": "5"}, files=files)
+    answer = client.post(
+        f"/v1/galleries/{GALLERY}/identify",
+        data={"top_k": "5", **SEARCH},
+        files=files,
+        headers=headers,
+    )
     return bool(answer.status_code == 200)
 
 
-def client_loop(base: str, persons: list[Person], stop_at: float, tally: Tally, seed: int) -> None:
+def client_loop(
+    base: str,
+    persons: list[Person],
+    stop_at: float,
+    tally: Tally,
+    seed: int,
+    headers: dict[str, str],
+) -> None:
     import httpx
 
     rng = np.random.default_rng(seed)
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
         turn = 0
         while time.monotonic() < stop_at:
             person = persons[int(rng.integers(len(persons)))]
@@ -134,6 +181,7 @@ def client_loop(base: str, persons: list[Person], stop_at: float, tally: Tally, 
             turn += 1
             files = {"image": ("probe.jpg", person.probe, "image/jpeg")}
             data = {"subject_id": person.subject_id} if kind == "verify" else {"top_k": "5"}
+            data.update(SEARCH)
             began = time.perf_counter()
             try:
                 answer = client.post(f"/v1/galleries/{GALLERY}/{kind}", data=data, files=files)
@@ -147,11 +195,13 @@ def client_loop(base: str, persons: list[Person], stop_at: float, tally: Tally, 
                 counts[status] = counts.get(status, 0) + 1
 
 
-def run_level(base: str, persons: list[Person], clients: int, seconds: float) -> dict[str, Any]:
+def run_level(
+    base: str, persons: list[Person], clients: int, seconds: float, headers: dict[str, str]
+) -> dict[str, Any]:
     tally = Tally()
     stop_at = time.monotonic() + seconds
     threads = [
-        threading.Thread(target=client_loop, args=(base, persons, stop_at, tally, seed))
+        threading.Thread(target=client_loop, args=(base, persons, stop_at, tally, seed, headers))
         for seed in range(clients)
     ]
     started = time.perf_counter()
@@ -191,19 +241,21 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="biomatch-load-") as data_dir:
+        headers = issue_tokens(Path(data_dir))
         server = start_server(Path(data_dir), port)
         try:
             candidates = people(args.subjects)
-            persons = enrol(base, candidates)
+            persons = enrol(base, candidates, headers)
             rows = [
-                run_level(base, persons, int(clients), args.seconds)
+                run_level(base, persons, int(clients), args.seconds, headers["field_operator"])
                 for clients in args.clients.split(",")
             ]
         finally:
             server.terminate()
             server.wait(timeout=30)
     report = {
-        "benchmark": "HTTP verify and identify on 127.0.0.1 (one uvicorn worker)",
+        "benchmark": "HTTP verify and identify on 127.0.0.1 (one uvicorn worker), "
+        "authenticated, each search recorded as an encounter and audited",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "gallery_subjects": len(persons),
         "people_left_out_at_set_up": len(candidates) - len(persons),
