@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from biomatch.cli import app
-from tests.conftest import EXAMPLES, shared_file
+from tests.conftest import EXAMPLES, SHARED, shared_file
 
 runner = CliRunner()
 
@@ -167,3 +167,39 @@ def test_errors_are_one_line_and_exit_2(data_dir: str, tmp_path: Path) -> None:
     assert (code, err.split("]")[0]) == (2, "error [forbidden")
     code, _, err = run("gallery", "list", "--token", "bm_nope_nope", "--data-dir", data_dir)
     assert (code, err.split("]")[0]) == (2, "error [unauthenticated")
+
+
+def test_fingers_from_the_cli(data_dir: str) -> None:
+    fvc = shared_file(SHARED / "finger" / "fvc2002_db1b" / "DB1_B")
+    admin, enroller = token(data_dir, "ada", "admin"), token(data_dir, "eve", "enroller")
+    field = token(data_dir, "fay", "field_operator")
+    run("gallery", "create", "f", "--token", admin, "--data-dir", data_dir)
+    code, out, err = run(
+        "enrol",
+        "f",
+        "f101",
+        str(fvc / "101_1.tif"),
+        "--modality",
+        "finger",
+        "--token",
+        enroller,
+        "--data-dir",
+        data_dir,
+    )
+    assert code == 0, err
+    assert json.loads(out)["samples"][0]["modality"] == "finger"
+    code, out, err = run(
+        "verify",
+        "f",
+        "f101",
+        str(fvc / "101_3.tif"),
+        *SEARCH,
+        "--modality",
+        "finger",
+        "--token",
+        field,
+        "--data-dir",
+        data_dir,
+    )
+    assert code == 0, err
+    assert json.loads(out)["decision"] == "match"

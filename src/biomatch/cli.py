@@ -54,6 +54,7 @@ Token = Annotated[
 Purpose = Annotated[str, typer.Option(help="Why this search is made (a configured purpose).")]
 Authority = Annotated[str, typer.Option(help="The law, warrant or mandate relied on.")]
 CaseRef = Annotated[str | None, typer.Option(help="Case reference, where the gallery needs one.")]
+ModalityOption = Annotated[str, typer.Option("--modality", help="face or finger.")]
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -161,6 +162,7 @@ def enrol(
     gallery: str,
     subject_id: str,
     images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
+    modality: ModalityOption = "face",
     largest_face: Annotated[bool, typer.Option(help="Use the largest of several faces.")] = False,
     add: Annotated[bool, typer.Option(help="Add samples to an existing subject.")] = False,
     consent_notice: Annotated[str | None, typer.Option(help="Consent notice version.")] = None,
@@ -187,6 +189,7 @@ def enrol(
             gallery,
             subject_id,
             data,
+            modality,
             largest_only=largest_face,
             add_to_existing=add,
             consent=consent,
@@ -199,6 +202,7 @@ def enrol(
 def enrol_bulk(
     gallery: str,
     folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    modality: ModalityOption = "face",
     workers: Annotated[int, typer.Option(min=1)] = 2,
     largest_face: Annotated[bool, typer.Option(help="Use the largest of several faces.")] = False,
     report: Annotated[Path | None, typer.Option(help="Write every rejection as JSON.")] = None,
@@ -210,7 +214,9 @@ def enrol_bulk(
     core.get_gallery(actor, gallery)
     by_subject = _images_by_subject(folder)
     files = [path for paths in by_subject.values() for path in paths]
-    results = extract_files(files, core.settings, workers=workers, largest_only=largest_face)
+    results = extract_files(
+        files, core.settings, modality, workers=workers, largest_only=largest_face
+    )
     accepted: dict[str, list[Any]] = {}
     rejected: list[dict[str, Any]] = []
     for result in tqdm(results, total=len(files), desc="extract", unit="img"):
@@ -267,6 +273,7 @@ def verify(
     purpose: Purpose,
     authority: Authority,
     case_reference: CaseRef = None,
+    modality: ModalityOption = "face",
     largest_face: Annotated[bool, typer.Option()] = False,
     token: Token = None,
     data_dir: DataDir = None,
@@ -276,7 +283,13 @@ def verify(
     context = _context(purpose, authority, case_reference)
     _print(
         core.verify(
-            actor, gallery, subject_id, image.read_bytes(), context, largest_only=largest_face
+            actor,
+            gallery,
+            subject_id,
+            image.read_bytes(),
+            context,
+            modality,
+            largest_only=largest_face,
         )
     )
 
@@ -289,6 +302,7 @@ def identify(
     purpose: Purpose,
     authority: Authority,
     case_reference: CaseRef = None,
+    modality: ModalityOption = "face",
     top_k: Annotated[int, typer.Option(min=1, max=100)] = 10,
     largest_face: Annotated[bool, typer.Option()] = False,
     token: Token = None,
@@ -299,7 +313,13 @@ def identify(
     context = _context(purpose, authority, case_reference)
     _print(
         core.identify(
-            actor, gallery, image.read_bytes(), context, top_k=top_k, largest_only=largest_face
+            actor,
+            gallery,
+            image.read_bytes(),
+            context,
+            modality,
+            top_k=top_k,
+            largest_only=largest_face,
         )
     )
 
