@@ -124,14 +124,19 @@ def serve(
     data_dir: DataDir = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes, each with its models and index (one a core).")
+    ] = 1,
 ) -> None:
     """Run the HTTP service (OpenAPI docs at /docs)."""
+    import os
+
     import uvicorn
 
-    from biomatch.api import create_app
-
-    settings = _settings(data_dir)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    if data_dir is not None:
+        os.environ["BIOMATCH_DATA_DIR"] = str(data_dir)  # read by every worker's Settings()
+    _settings(data_dir).data_dir.mkdir(parents=True, exist_ok=True)
+    uvicorn.run("biomatch.api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
 
 @gallery_app.command("create")
