@@ -713,13 +713,18 @@ def calibrate(
     cache: Cache = None,
 ) -> None:
     """Regenerate the face score calibration from LFW impostor pairs."""
-    from biomatch.calibration import calibration_path
     from biomatch.evaluation import lfw
 
     calibration = lfw.calibrate(lfw_dir, Settings(), workers=workers, cache=cache)
+    _save_calibration(calibration, out, (1e-2, 1e-3, 1e-4, 1e-5))
+
+
+def _save_calibration(calibration: Any, out: Path | None, fmrs: tuple[float, ...]) -> None:
+    from biomatch.calibration import calibration_path
+
     target = out or calibration_path(calibration.model_key)
     calibration.save(target)
-    thresholds = {f"{fmr:g}": calibration.threshold_for(fmr) for fmr in (1e-2, 1e-3, 1e-4, 1e-5)}
+    thresholds = {f"{fmr:g}": calibration.threshold_for(fmr) for fmr in fmrs}
     _print(
         {
             "written": str(target),
@@ -762,20 +767,10 @@ def calibrate_finger(
     cache: Cache = None,
 ) -> None:
     """Regenerate the finger score calibration from FVC non-mated pairs."""
-    from biomatch.calibration import calibration_path
     from biomatch.evaluation import fvc
 
     calibration = fvc.calibrate(folders, Settings(), workers=workers, cache=cache)
-    target = out or calibration_path(calibration.model_key)
-    calibration.save(target)
-    thresholds = {f"{fmr:g}": calibration.threshold_for(fmr) for fmr in (1e-2, 1e-3, 1e-4)}
-    _print(
-        {
-            "written": str(target),
-            "n_impostor": calibration.n_impostor,
-            "threshold_at_fmr": thresholds,
-        }
-    )
+    _save_calibration(calibration, out, (1e-2, 1e-3, 1e-4))
 
 
 def _write_result(path: Path, result: dict[str, Any], headline: list[str]) -> None:
