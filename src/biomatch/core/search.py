@@ -70,8 +70,9 @@ class SearchAPI(CoreState):
         scores = plugin.compare(probe.template, [row[3] for row in references])
         target = self.settings.verify_target_fmr
         threshold = plugin.calibration.threshold_for(target)
-        meaning = self._meaning(plugin, float(scores.max()))
-        decision = "match" if meaning.score >= threshold else "no_match"
+        best = float(scores.max())
+        meaning = self._meaning(plugin, best)
+        decision = "match" if best >= threshold else "no_match"
         encounter_id = self._record_search(
             actor,
             record,
