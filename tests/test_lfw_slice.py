@@ -26,7 +26,7 @@ def test_a_slice_of_view2_is_scored_well(tmp_path: Path) -> None:
     chosen = pairs[:40] + pairs[300:340]
     ids = [i for p in chosen for i in (p.first, p.second)]
     templates = lfw.compute_templates(root, ids, Settings(), workers=1, cache=tmp_path / "c.npz")
-    scores = np.array([lfw._pair_score(templates, p) for p in chosen])
+    scores = np.array([lfw.pair_score(templates, p) for p in chosen])
     same = np.array([p.same for p in chosen])
     # The packaged calibration's 1:1 threshold (FMR 1e-3) decides the pairs.
     threshold = load_modality("face", Settings()).calibration.threshold_for(1e-3)

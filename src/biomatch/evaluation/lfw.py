@@ -6,7 +6,7 @@ import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ def evaluate_verification(
     templates = compute_templates(
         lfw_dir, [i for p in pairs for i in (p.first, p.second)], settings, workers, cache
     )
-    scores = np.array([_pair_score(templates, pair) for pair in pairs])
+    scores = np.array([pair_score(templates, pair) for pair in pairs])
     same = np.array([pair.same for pair in pairs])
     folds = np.array([pair.fold for pair in pairs])
     fold_results = metrics.ten_fold_accuracy(scores, same, folds)
@@ -164,7 +164,7 @@ def evaluate_verification(
     }
 
 
-def _pair_score(templates: TemplateSet, pair: Pair) -> float:
+def pair_score(templates: TemplateSet, pair: Pair) -> float:
     a, b = templates.vectors.get(pair.first), templates.vectors.get(pair.second)
     if a is None or b is None:
         return -np.inf  # a failure to enrol counts against the system: never a match
@@ -181,47 +181,64 @@ def evaluate_identification(
 ) -> dict[str, Any]:
     """Closed set: each identity with 2+ images enrols its first usable image; the rest
     are probes. Repeated with every other LFW identity added to the gallery as distractors."""
-    by_person = _images_by_person(lfw_dir)
+    by_person = images_by_person(lfw_dir)
     templates = compute_templates(
         lfw_dir, [i for ids in by_person.values() for i in ids], settings, workers, cache
     )
-    gallery_ids, probe_ids, probe_person, missed = [], [], [], 0
-    distractor_ids = []
-    for ids in by_person.values():
-        usable = [i for i in ids if i in templates.vectors]
-        if len(ids) < 2:
-            distractor_ids.extend(usable)
-            continue
-        if not usable:
-            missed += len(ids) - 1
-            continue
-        gallery_ids.append(usable[0])
-        probes = [i for i in ids if i != usable[0]]
-        missed += sum(1 for i in probes if i not in templates.vectors)
-        for probe in probes:
-            if probe in templates.vectors:
-                probe_ids.append(probe)
-                probe_person.append(len(gallery_ids) - 1)
+    split = closed_set_split(by_person, templates)
     result: dict[str, Any] = {
         "protocol": "closed-set, first usable image enrolled, every other image searched",
         "model": templates.model_key,
-        "gallery_subjects": len(gallery_ids),
-        "probes": len(probe_ids) + missed,
-        "probes_failed_to_enrol": missed,
+        "gallery_subjects": len(split.gallery),
+        "probes": len(split.probes) + split.missed,
+        "probes_failed_to_enrol": split.missed,
     }
-    gallery = templates.matrix(gallery_ids)
-    probe_matrix = templates.matrix(probe_ids)
-    mates = np.array(probe_person)
-    distractors = templates.matrix(distractor_ids)
+    gallery = templates.matrix(split.gallery)
+    probe_matrix = templates.matrix(split.probes)
+    mates = np.array(split.mates)
+    distractors = templates.matrix(split.distractors)
     for label, matrix in (("", gallery), ("with_distractors_", np.vstack([gallery, distractors]))):
         found = _mate_ranks(probe_matrix, matrix, mates)
         # A probe that failed to enrol is a miss at every rank.
-        found = np.concatenate([found, np.full(missed, np.iinfo(np.int64).max)])
+        found = np.concatenate([found, np.full(split.missed, np.iinfo(np.int64).max)])
         for rank in ranks:
             result[f"{label}rank{rank}"] = metrics.identification_rate(found, rank)
-    result["distractor_subjects"] = len(distractor_ids)
+    result["distractor_subjects"] = len(split.distractors)
     result["data"] = _describe(lfw_dir, None)
     return result
+
+
+@dataclass
+class ClosedSetSplit:
+    """Image ids of a closed-set 1:N run; ``mates[i]`` indexes the gallery entry of probe i."""
+
+    gallery: list[str] = field(default_factory=list)
+    probes: list[str] = field(default_factory=list)
+    mates: list[int] = field(default_factory=list)
+    distractors: list[str] = field(default_factory=list)
+    missed: int = 0  # searches whose probe failed to enrol: misses at every rank
+
+
+def closed_set_split(by_person: dict[str, list[str]], templates: TemplateSet) -> ClosedSetSplit:
+    """Each person with 2+ images enrols the first usable one and searches with the rest;
+    people with one image are the distractors."""
+    split = ClosedSetSplit()
+    for ids in by_person.values():
+        usable = [i for i in ids if i in templates.vectors]
+        if len(ids) < 2:
+            split.distractors.extend(usable)
+            continue
+        if not usable:
+            split.missed += len(ids) - 1
+            continue
+        split.gallery.append(usable[0])
+        for probe in (i for i in ids if i != usable[0]):
+            if probe in templates.vectors:
+                split.probes.append(probe)
+                split.mates.append(len(split.gallery) - 1)
+            else:
+                split.missed += 1
+    return split
 
 
 def _mate_ranks(probes: np.ndarray, gallery: np.ndarray, mates: np.ndarray) -> np.ndarray:
@@ -260,7 +277,7 @@ def calibrate(
     return ScoreCalibration.from_impostor_scores(templates.model_key, impostor, source)
 
 
-def _images_by_person(lfw_dir: Path) -> dict[str, list[str]]:
+def images_by_person(lfw_dir: Path) -> dict[str, list[str]]:
     people: dict[str, list[str]] = defaultdict(list)
     for image_id in all_image_ids(lfw_dir):
         if image_id not in ERRATA:

@@ -85,7 +85,7 @@ def _view2(
     seed: int,
 ) -> tuple[dict[str, Any], Scores]:
     pairs = lfw.read_pairs(pairs_file)
-    scores = np.array([lfw._pair_score(templates, pair) for pair in pairs])
+    scores = np.array([lfw.pair_score(templates, pair) for pair in pairs])
     same = np.array([pair.same for pair in pairs])
     folds = np.array([pair.fold for pair in pairs])
     person = np.array([pair.first[:-5] for pair in pairs])
@@ -163,27 +163,15 @@ def _identification(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The split of ``lfw.evaluate_identification``: each person with 2+ images enrols the
     first usable one; people with one image are the distractors."""
-    gallery, probes, mates, distractors, failed = [], [], [], [], 0
-    for ids in lfw._images_by_person(lfw_dir).values():
-        usable = [i for i in ids if i in templates.vectors]
-        if len(ids) < 2:
-            distractors.extend(usable)
-            continue
-        if not usable:
-            failed += len(ids) - 1
-            continue
-        gallery.append(usable[0])
-        for probe in (i for i in ids if i != usable[0]):
-            if probe in templates.vectors:
-                probes.append(probe)
-                mates.append(len(gallery) - 1)
-            else:
-                failed += 1
-    references = templates.matrix(gallery + distractors)
-    scores = templates.matrix(probes) @ references.T
-    search = analysis.SearchScores(scores, np.array(mates), len(gallery))
+    split = lfw.closed_set_split(lfw.images_by_person(lfw_dir), templates)
+    references = templates.matrix(split.gallery + split.distractors)
+    scores = templates.matrix(split.probes) @ references.T
+    search = analysis.SearchScores(scores, np.array(split.mates), len(split.gallery))
     result = analysis.identification(
-        search, failures_to_acquire=failed, threshold=operating[0], threshold_source=operating[1]
+        search,
+        failures_to_acquire=split.missed,
+        threshold=operating[0],
+        threshold_source=operating[1],
     )
     result["protocol"] = (
         "closed set: each person with 2+ images enrols the first usable image, every other "
