@@ -30,8 +30,8 @@ calibrate: install
 
 FVC ?= ../shared/data/finger
 eval-fvc: install
-	$(BIN)/biomatch eval fvc $(FVC)/fvc2002_db1b/DB1_B --json reports/fvc2002_db1b.json --cache data/cache/fvc.npz
-	$(BIN)/biomatch eval fvc $(FVC)/fvc2000_db1b/DB1_B --json reports/fvc2000_db1b.json --cache data/cache/fvc.npz
+	$(BIN)/biomatch eval fvc $(FVC)/fvc2002_db1b/DB1_B --json reports/fvc2002_db1b.json --cache data/cache/fvc.json
+	$(BIN)/biomatch eval fvc $(FVC)/fvc2000_db1b/DB1_B --json reports/fvc2000_db1b.json --cache data/cache/fvc.json
 
 calibrate-finger: install
-	$(BIN)/biomatch calibrate-finger $(FVC)/fvc2002_db1b/DB1_B $(FVC)/fvc2000_db1b/DB1_B --cache data/cache/fvc.npz
+	$(BIN)/biomatch calibrate-finger $(FVC)/fvc2002_db1b/DB1_B $(FVC)/fvc2000_db1b/DB1_B --cache data/cache/fvc.json

@@ -1,7 +1,7 @@
 """Finger 1:N at scale: index shortlist, then the full matcher on the shortlist only.
 
     .venv/bin/python benchmarks/finger_search.py [--gallery 100000] [--shortlist 200]
-        [--cache data/cache/fvc.npz] [--json FILE]
+        [--cache data/cache/fvc.json] [--json FILE]
 
 Gallery: the first impression of each FVC2002 DB1_B finger (the mates) plus synthetic
 distractors made from FVC2000 DB1_B templates (a different sensor and different fingers, so
@@ -93,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gallery", type=int, default=100_000)
     parser.add_argument("--shortlist", type=int, default=200)
-    parser.add_argument("--cache", type=Path, default=ROOT / "data/cache/fvc.npz")
+    parser.add_argument("--cache", type=Path, default=ROOT / "data/cache/fvc.json")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/finger_search.json")
     args = parser.parse_args()
 

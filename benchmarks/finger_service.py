@@ -1,6 +1,6 @@
 """Finger 1:N through the core service (SQLite store, index, re-scoring), at a gallery size.
 
-    .venv/bin/python benchmarks/finger_service.py [--gallery 20000] [--cache data/cache/fvc.npz]
+    .venv/bin/python benchmarks/finger_service.py [--gallery 20000] [--cache data/cache/fvc.json]
 
 Enrols the first impression of each FVC2002 DB1_B finger plus synthetic distractors (FVC2000
 DB1_B templates with 20% minutia dropout and 2 px jitter) into a temporary data directory,
@@ -37,7 +37,7 @@ PROBES = ("103_3", "105_3", "108_5", "110_2")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gallery", type=int, default=20_000)
-    parser.add_argument("--cache", type=Path, default=finger_search.ROOT / "data/cache/fvc.npz")
+    parser.add_argument("--cache", type=Path, default=finger_search.ROOT / "data/cache/fvc.json")
     args = parser.parse_args()
 
     fvc = finger_search.FVC

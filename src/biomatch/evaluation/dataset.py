@@ -120,7 +120,15 @@ class Templates:
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     gate_passed: dict[str, bool] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
+    # Extraction times of the images extracted in this run (cached ones were not timed).
+    run_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Extracted:
+    template: bytes
+    quality: dict[str, float]
+    gate_passed: bool
 
 
 def extract(
@@ -139,25 +147,32 @@ def extract(
     for key in wanted:
         if not (root / key).is_file():
             raise DatasetError(f"{root / key}: no such image")
-    found = _load_cache(cache, plugin.info.key)
-    todo = [k for k in wanted if k not in found.templates]
-    for key in todo:
-        found.failures.pop(key, None)
+    digests = {key: file_sha256(root / key) for key in wanted}
+    cached = _load_cache(cache, plugin.info.key)
+    todo = [k for k in wanted if digests[k] not in cached]
+    found = Templates(plugin.info.key)
     results = extract_files(
         [root / k for k in todo], settings, modality, workers=workers, enforce_quality=False
     )
     for key, result in tqdm(
         zip(todo, results, strict=True), total=len(todo), desc="templates", disable=not todo
     ):
-        found.seconds += result.seconds
+        found.run_seconds.append(result.seconds)
         if result.sample is None:
             found.failures[key] = str((result.error or {}).get("code", "unknown"))
             continue
-        found.templates[key] = result.sample.template
-        found.quality[key] = result.sample.quality_scores()
-        found.gate_passed[key] = result.sample.quality.passed
+        sample = result.sample
+        cached[digests[key]] = _Extracted(
+            sample.template, sample.quality_scores(), sample.quality.passed
+        )
+    for key in wanted:
+        if digests[key] in cached:
+            entry = cached[digests[key]]
+            found.templates[key] = entry.template
+            found.quality[key] = entry.quality
+            found.gate_passed[key] = entry.gate_passed
     if cache is not None and todo:
-        _save_cache(cache, found)
+        _save_cache(cache, plugin.info.key, cached)
     return found
 
 
@@ -176,30 +191,29 @@ def scores_of_pairs(
     return scores
 
 
-def _load_cache(path: Path | None, model_key: str) -> Templates:
+def _load_cache(path: Path | None, model_key: str) -> dict[str, _Extracted]:
+    """Cached templates by the SHA-256 of the image's bytes, so one cache file can serve
+    several folders (and a changed image is extracted again). Failures are not cached."""
     if path is None or not path.exists():
-        return Templates(model_key)
+        return {}
     data: dict[str, Any] = json.loads(path.read_text())
-    if data.get("model_key") != model_key:
-        return Templates(model_key)
-    return Templates(
-        model_key,
-        {k: base64.b64decode(v) for k, v in data["templates"].items()},
-        data["quality"],
-        data["gate_passed"],
-        data["failures"],
-        data["seconds"],
-    )
-
-
-def _save_cache(path: Path, templates: Templates) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        "model_key": templates.model_key,
-        "templates": {k: base64.b64encode(v).decode() for k, v in templates.templates.items()},
-        "quality": templates.quality,
-        "gate_passed": templates.gate_passed,
-        "failures": templates.failures,
-        "seconds": templates.seconds,
+    if data.get("model_key") != model_key or data.get("keyed_by") != "sha256":
+        return {}
+    return {
+        digest: _Extracted(base64.b64decode(entry["template"]), entry["quality"], entry["gate"])
+        for digest, entry in data["images"].items()
     }
+
+
+def _save_cache(path: Path, model_key: str, cached: dict[str, _Extracted]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = {
+        digest: {
+            "template": base64.b64encode(entry.template).decode(),
+            "quality": entry.quality,
+            "gate": entry.gate_passed,
+        }
+        for digest, entry in cached.items()
+    }
+    data = {"model_key": model_key, "keyed_by": "sha256", "images": images}
     path.write_text(json.dumps(data))

@@ -8,7 +8,6 @@ A capture that yields no template (failure to enrol) scores 0 against everything
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -17,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from biomatch.batch import extract_files
 from biomatch.calibration import ScoreCalibration
 from biomatch.config import Settings
-from biomatch.evaluation import metrics
+from biomatch.evaluation import dataset, metrics
 from biomatch.modalities import Modality, load_modality
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".bmp", ".png", ".jpg")
@@ -32,7 +30,7 @@ class FingerSet:
     fingers: list[str]
     templates: dict[str, bytes]
     failures: dict[str, str]
-    seconds: list[float]
+    seconds: list[float]  # extraction time of each image extracted in this run
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -45,38 +43,20 @@ def image_files(folder: Path) -> list[Path]:
 def extract_set(
     folder: Path, settings: Settings, workers: int = 2, cache: Path | None = None
 ) -> FingerSet:
-    """Templates of every image; ``cache`` (an .npz keyed by model and image hash) only saves
-    time between runs."""
+    """Templates of every image; ``cache`` (shared with ``eval folder``: keyed by model and
+    image hash) only saves time between runs."""
     files = image_files(folder)
-    model_key = load_modality("finger", settings).info.key
-    keys = {path: f"{model_key}|{hashlib.sha256(path.read_bytes()).hexdigest()}" for path in files}
-    cached = _load_cache(cache)
-    templates: dict[str, bytes] = {}
-    failures: dict[str, str] = {}
-    seconds: list[float] = []
-    todo = [path for path in files if keys[path] not in cached]
-    for result in extract_files(todo, settings, "finger", workers=workers, enforce_quality=False):
-        seconds.append(result.seconds)
-        if result.sample is None:
-            failures[result.path.stem] = str((result.error or {}).get("code", "unknown"))
-        else:
-            cached[keys[result.path]] = result.sample.template
-    for path in files:
-        if keys[path] in cached:
-            templates[path.stem] = cached[keys[path]]
-    if cache is not None and todo:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {key: np.frombuffer(value, dtype=np.uint8) for key, value in cached.items()}
-        np.savez(cache, **arrays)  # type: ignore[arg-type]
+    found = dataset.extract(
+        folder, [path.name for path in files], settings, "finger", workers=workers, cache=cache
+    )
     names = [path.stem for path in files]
-    return FingerSet(names, [name.split("_")[0] for name in names], templates, failures, seconds)
-
-
-def _load_cache(cache: Path | None) -> dict[str, bytes]:
-    if cache is None or not cache.exists():
-        return {}
-    with np.load(cache) as data:
-        return {key: data[key].tobytes() for key in data.files}
+    return FingerSet(
+        names,
+        [name.split("_")[0] for name in names],
+        {Path(key).stem: template for key, template in found.templates.items()},
+        {Path(key).stem: reason for key, reason in found.failures.items()},
+        found.run_seconds,
+    )
 
 
 def pair_scores(
