@@ -519,6 +519,7 @@ def keys_rotate(
 
 LfwDir = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="The lfw/ folder.")]
 Workers = Annotated[int, typer.Option(min=1, help="Extraction processes.")]
+JsonOut = Annotated[Path, typer.Option("--json", help="Write every number here.")]
 Cache = Annotated[Path | None, typer.Option(help="Template cache file (reused across runs).")]
 
 
@@ -526,7 +527,7 @@ Cache = Annotated[Path | None, typer.Option(help="Template cache file (reused ac
 @reports_errors
 def eval_lfw(
     lfw_dir: LfwDir,
-    json_out: Annotated[Path, typer.Option("--json", help="Write the results here.")],
+    json_out: JsonOut,
     pairs: Annotated[Path | None, typer.Option(help="Default: pairs.txt beside lfw/.")] = None,
     workers: Workers = 2,
     cache: Cache = None,
@@ -549,7 +550,7 @@ def eval_lfw(
 @reports_errors
 def eval_lfw_identification(
     lfw_dir: LfwDir,
-    json_out: Annotated[Path, typer.Option("--json", help="Write the results here.")],
+    json_out: JsonOut,
     workers: Workers = 2,
     cache: Cache = None,
 ) -> None:
@@ -587,7 +588,7 @@ def eval_pairs(
         Path, typer.Argument(exists=True, dir_okay=False, help="img_a,img_b,same_identity")
     ],
     root: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Images' root.")],
-    json_out: Annotated[Path, typer.Option("--json", help="Write every number here.")],
+    json_out: JsonOut,
     modality: Modality = "face",
     html_out: Html = None,
     label_regex: Annotated[
@@ -614,7 +615,7 @@ def eval_pairs(
 @reports_errors
 def eval_folder(
     folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
-    json_out: Annotated[Path, typer.Option("--json", help="Write every number here.")],
+    json_out: JsonOut,
     modality: Modality = "face",
     label_regex: Annotated[
         str | None,
@@ -651,7 +652,7 @@ def eval_folder(
 @reports_errors
 def eval_lfw_report(
     lfw_dir: LfwDir,
-    json_out: Annotated[Path, typer.Option("--json", help="Write every number here.")],
+    json_out: JsonOut,
     html_out: Html = None,
     pairs: Annotated[Path | None, typer.Option(help="Default: pairs.txt beside lfw/.")] = None,
     impostor_pairs: Annotated[int, typer.Option(min=1, help="Seeded non-mated sample.")] = (
@@ -743,7 +744,7 @@ FingerDir = Annotated[
 @reports_errors
 def eval_fvc(
     folder: FingerDir,
-    json_out: Annotated[Path, typer.Option("--json", help="Write the results here.")],
+    json_out: JsonOut,
     workers: Workers = 2,
     cache: Cache = None,
 ) -> None:
