@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -22,6 +23,7 @@ from biomatch.modalities.finger.template import (
 
 MATCHER_ID = "lnm"  # local-neighbourhood matcher, modalities/finger/matcher.py
 MATCHER_VERSION = "1.0"
+QUALITY_THREADS = 4  # NFIQ 2 jobs in flight at once (analyse() calls side by side)
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,9 @@ class FingerModality:
         size = quality.size_check(width, height, self._config.quality)
         if not size.passed:
             return Capture(QualityReport((size,)), subjects_found=0)
-        minutiae = extract_minutiae(
-            grey, self._config.extractor, self._config.resolution_ppi, self._config.leader_threads
-        )
+        nfiq2, minutiae = self._nfiq2_and_minutiae(grey)
         minutiae = _strongest(minutiae, MAX_MINUTIAE)
-        checks = quality.finger_checks(
-            quality.nfiq2_score(grey), minutiae.shape[0], self._config.quality
-        )
+        checks = quality.finger_checks(nfiq2, minutiae.shape[0], self._config.quality)
         checks = (size, *checks)
         return Capture(
             QualityReport(checks),
@@ -70,6 +68,33 @@ class FingerModality:
             subjects_found=1 if minutiae.shape[0] else 0,
             payload=_FingerSubject(minutiae, width, height) if minutiae.shape[0] else None,
         )
+
+    def _nfiq2_and_minutiae(self, grey: np.ndarray) -> tuple[float, np.ndarray]:
+        """NFIQ 2 and the minutiae; NFIQ 2 on a worker thread while the extractor runs."""
+        if not self._config.parallel_quality:
+            return quality.nfiq2_score(grey), self._minutiae(grey)
+        nfiq2 = self._quality_pool.submit(quality.nfiq2_score, grey)
+        try:
+            minutiae = self._minutiae(grey)
+        finally:
+            wait([nfiq2])  # an extractor error leaves no job behind
+        return nfiq2.result(), minutiae
+
+    def _minutiae(self, grey: np.ndarray) -> np.ndarray:
+        config = self._config
+        return extract_minutiae(
+            grey,
+            config.extractor,
+            config.resolution_ppi,
+            config.leader_threads,
+            config.leader_graph,
+            config.resolved_model_cache_dir,
+        )
+
+    @cached_property
+    def _quality_pool(self) -> ThreadPoolExecutor:
+        # One NFIQ 2 thread per request the server runs side by side is plenty.
+        return ThreadPoolExecutor(max_workers=QUALITY_THREADS, thread_name_prefix="nfiq2")
 
     def make_template(self, capture: Capture) -> bytes:
         subject = capture.payload
