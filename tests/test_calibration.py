@@ -59,3 +59,13 @@ def test_packaged_face_calibration_exists_and_is_measured_on_lfw() -> None:
     assert calibration.n_impostor > 1_000_000
     assert "LFW" in calibration.source["dataset"]
     assert 0.0 < calibration.threshold_for(1e-3) < 1.0
+
+
+def test_a_model_without_a_measured_calibration_is_unavailable() -> None:
+    from biomatch.calibration import load_calibration
+    from biomatch.errors import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable) as exc:
+        load_calibration("face/never-measured@0")
+    assert exc.value.http_status == 503
+    assert load_calibration("face/dlib-resnet34-v1@1.0-flip").thresholds.size > 100

@@ -82,14 +82,14 @@ def test_small_face_is_named(face: Modality, example: ReadExample) -> None:
     assert failed(exc) == {"inter_eye_distance_px"}
 
 
-def test_several_faces_refused_unless_largest_asked_for(
+def test_several_faces_refused_unless_primary_asked_for(
     face: Modality, example: ReadExample
 ) -> None:
     data = example("two_people.jpg")
     with pytest.raises(QualityRejected) as exc:
         extract(data, face, SETTINGS)
     assert failed(exc) == {"face_count"}
-    assert extract(data, face, SETTINGS, largest_only=True).quality.passed
+    assert extract(data, face, SETTINGS, primary_only=True).quality.passed
 
 
 def test_dog_photo_has_no_human_face(face: Modality) -> None:
@@ -116,3 +116,28 @@ def test_resolutions_of_one_photo_agree(face: Modality, example: ReadExample) ->
     ]
     scores = face.compare(templates[0], templates[1:])
     assert np.all(scores > 0.9)
+
+
+def test_primary_face_is_the_central_one_unless_configured_largest() -> None:
+    from biomatch.modalities.face.detector import FaceBox, primary_first
+
+    edge_large = FaceBox(0, 0, 200, 200, 1.0)
+    central_small = FaceBox(270, 190, 370, 290, 1.0)
+    shape = (480, 640, 3)
+    assert primary_first([edge_large, central_small], shape, "centre")[0] == central_small
+    assert primary_first([central_small, edge_large], shape, "largest")[0] == edge_large
+
+
+def test_accurate_profile_is_a_separate_model_version(grace_hopper: bytes) -> None:
+    from biomatch.config import FaceConfig
+
+    settings = Settings(face=FaceConfig(detector="cnn", chip_jitter=True))
+    accurate = load_modality("face", settings)
+    assert accurate.info.key == "face/dlib-resnet34-v1@1.0-flip-jitter4-cnn"
+    fast = load_modality("face", SETTINGS)
+    image = decode_image(grace_hopper, max_bytes=10**8, max_pixels=10**8)
+    same_face = float(
+        accurate.index_vector(accurate.make_template(accurate.analyse(image)))
+        @ fast.index_vector(fast.make_template(fast.analyse(image)))
+    )
+    assert 0.9 < same_face < 0.9999  # the same face, a different template

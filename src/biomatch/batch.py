@@ -28,7 +28,7 @@ class FileResult:
 @dataclass(frozen=True)
 class _Job:
     modality: str
-    largest_only: bool
+    primary_only: bool
     enforce_quality: bool
 
 
@@ -41,11 +41,11 @@ def extract_files(
     modality: str = "face",
     *,
     workers: int = 1,
-    largest_only: bool = False,
+    primary_only: bool = False,
     enforce_quality: bool = True,
 ) -> Iterator[FileResult]:
     """Yield one result per file, in input order; failures are results, never exceptions."""
-    job = _Job(modality, largest_only, enforce_quality)
+    job = _Job(modality, primary_only, enforce_quality)
     paths = list(paths)
     if workers <= 1:
         _init_worker(settings, job)
@@ -81,7 +81,7 @@ def _extract_file(path: Path) -> FileResult:
             path.read_bytes(),
             modality,
             settings,
-            largest_only=job.largest_only,
+            primary_only=job.primary_only,
             label=path.name,
             enforce_quality=job.enforce_quality,
         )

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from biomatch.errors import ModelUnavailable
+
 
 @dataclass(frozen=True)
 class FmrEstimate:
@@ -98,3 +100,15 @@ CALIBRATION_DIR = Path(__file__).parent / "data" / "calibration"
 def calibration_path(model_key: str) -> Path:
     safe = model_key.replace("/", "__").replace("@", "_v")
     return CALIBRATION_DIR / f"{safe}.json"
+
+
+def load_calibration(model_key: str) -> ScoreCalibration:
+    """The calibration of ``model_key``; 503 ``model_unavailable`` where none was measured."""
+    path = calibration_path(model_key)
+    if not path.is_file():
+        raise ModelUnavailable(
+            f"No score calibration for {model_key}: measure one (biomatch calibrate / "
+            "calibrate-finger) before this model decides or searches.",
+            model=model_key,
+        )
+    return ScoreCalibration.load(path)

@@ -168,7 +168,10 @@ def enrol(
     subject_id: str,
     images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
     modality: ModalityOption = "face",
-    largest_face: Annotated[bool, typer.Option(help="Use the largest of several faces.")] = False,
+    primary_face: Annotated[
+        bool,
+        typer.Option(help="Use the primary face (nearest the centre) where several are found."),
+    ] = False,
     add: Annotated[bool, typer.Option(help="Add samples to an existing subject.")] = False,
     consent_notice: Annotated[str | None, typer.Option(help="Consent notice version.")] = None,
     consent_purpose: Annotated[str | None, typer.Option(help="Purpose consented to.")] = None,
@@ -195,7 +198,7 @@ def enrol(
             subject_id,
             data,
             modality,
-            largest_only=largest_face,
+            primary_only=primary_face,
             add_to_existing=add,
             consent=consent,
         )
@@ -209,7 +212,10 @@ def enrol_bulk(
     folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
     modality: ModalityOption = "face",
     workers: Annotated[int, typer.Option(min=1)] = 2,
-    largest_face: Annotated[bool, typer.Option(help="Use the largest of several faces.")] = False,
+    primary_face: Annotated[
+        bool,
+        typer.Option(help="Use the primary face (nearest the centre) where several are found."),
+    ] = False,
     report: Annotated[Path | None, typer.Option(help="Write every rejection as JSON.")] = None,
     token: Token = None,
     data_dir: DataDir = None,
@@ -220,7 +226,7 @@ def enrol_bulk(
     by_subject = _images_by_subject(folder)
     files = [path for paths in by_subject.values() for path in paths]
     results = extract_files(
-        files, core.settings, modality, workers=workers, largest_only=largest_face
+        files, core.settings, modality, workers=workers, primary_only=primary_face
     )
     accepted: dict[str, list[Any]] = {}
     rejected: list[dict[str, Any]] = []
@@ -279,7 +285,7 @@ def verify(
     authority: Authority,
     case_reference: CaseRef = None,
     modality: ModalityOption = "face",
-    largest_face: Annotated[bool, typer.Option()] = False,
+    primary_face: Annotated[bool, typer.Option()] = False,
     token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -294,7 +300,7 @@ def verify(
             image.read_bytes(),
             context,
             modality,
-            largest_only=largest_face,
+            primary_only=primary_face,
         )
     )
 
@@ -309,7 +315,7 @@ def identify(
     case_reference: CaseRef = None,
     modality: ModalityOption = "face",
     top_k: Annotated[int, typer.Option(min=1, max=100)] = 10,
-    largest_face: Annotated[bool, typer.Option()] = False,
+    primary_face: Annotated[bool, typer.Option()] = False,
     token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -324,7 +330,7 @@ def identify(
             context,
             modality,
             top_k=top_k,
-            largest_only=largest_face,
+            primary_only=primary_face,
         )
     )
 

@@ -43,7 +43,7 @@ def extract(
     modality: Modality,
     settings: Settings,
     *,
-    largest_only: bool = False,
+    primary_only: bool = False,
     label: str | None = None,
     enforce_quality: bool = True,
 ) -> ExtractedSample:
@@ -58,7 +58,7 @@ def extract(
         max_pixels=settings.max_image_pixels,
         min_side=settings.min_image_side,
     )
-    capture = modality.analyse(image, largest_only=largest_only)
+    capture = modality.analyse(image, primary_only=primary_only)
     quality = capture_quality(capture)
     gate_failed = enforce_quality and not capture.quality.passed
     if gate_failed or not capture.has_subject:

@@ -51,8 +51,12 @@ def get_principal(
 
 Operator = Annotated[Principal, Depends(get_principal)]
 ModalityField = Annotated[str, Form(description="Biometric modality of the images.")]
-LargestOnly = Annotated[
-    bool, Form(description="Use the largest face where several are found, instead of refusing.")
+PrimaryOnly = Annotated[
+    bool,
+    Form(
+        description="Use the primary face where several are found (nearest the image centre, "
+        "or the largest: setting face.primary), instead of refusing."
+    ),
 ]
 
 
@@ -225,7 +229,7 @@ async def enrol(
     subject_id: Annotated[str, Form(min_length=1, max_length=128)],
     images: Annotated[list[UploadFile], File(description="One or more images.")],
     modality: ModalityField = DEFAULT_MODALITY,
-    largest_only: LargestOnly = False,
+    primary_only: PrimaryOnly = False,
 ) -> EnrolmentOut:
     data = [await read_upload(image, core) for image in images]
     return await run_in_threadpool(
@@ -235,7 +239,7 @@ async def enrol(
         subject_id,
         data,
         modality,
-        largest_only=largest_only,
+        primary_only=primary_only,
         consent=consent,
     )
 
@@ -253,7 +257,7 @@ async def add_samples(
     core: Core,
     images: Annotated[list[UploadFile], File(description="One or more images.")],
     modality: ModalityField = DEFAULT_MODALITY,
-    largest_only: LargestOnly = False,
+    primary_only: PrimaryOnly = False,
 ) -> EnrolmentOut:
     data = [await read_upload(image, core) for image in images]
     return await run_in_threadpool(
@@ -263,7 +267,7 @@ async def add_samples(
         subject_id,
         data,
         modality,
-        largest_only=largest_only,
+        primary_only=primary_only,
         add_to_existing=True,
     )
 
@@ -304,11 +308,11 @@ async def verify(
     subject_id: Annotated[str, Form(min_length=1, max_length=128)],
     image: Annotated[UploadFile, File(description="The probe image.")],
     modality: ModalityField = DEFAULT_MODALITY,
-    largest_only: LargestOnly = False,
+    primary_only: PrimaryOnly = False,
 ) -> VerificationOut:
     data = await read_upload(image, core)
     return await run_in_threadpool(
-        core.verify, actor, gallery, subject_id, data, context, modality, largest_only=largest_only
+        core.verify, actor, gallery, subject_id, data, context, modality, primary_only=primary_only
     )
 
 
@@ -321,7 +325,7 @@ async def identify(
     image: Annotated[UploadFile, File(description="The probe image.")],
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
     modality: ModalityField = DEFAULT_MODALITY,
-    largest_only: LargestOnly = False,
+    primary_only: PrimaryOnly = False,
 ) -> IdentificationOut:
     data = await read_upload(image, core)
     return await run_in_threadpool(
@@ -332,7 +336,7 @@ async def identify(
         context,
         modality,
         top_k=top_k,
-        largest_only=largest_only,
+        primary_only=primary_only,
     )
 
 

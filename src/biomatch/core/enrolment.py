@@ -44,7 +44,7 @@ class EnrolmentAPI(CoreState):
         images: Sequence[bytes],
         modality: str = DEFAULT_MODALITY,
         *,
-        largest_only: bool = False,
+        primary_only: bool = False,
         add_to_existing: bool = False,
         consent: ConsentIn | None = None,
     ) -> EnrolmentOut:
@@ -56,7 +56,7 @@ class EnrolmentAPI(CoreState):
             self._gallery_ref(gallery), subject_id, consent, add_to_existing
         )
         samples = [
-            self.extract(image, modality, largest_only=largest_only, label=f"image {number}")
+            self.extract(image, modality, primary_only=primary_only, label=f"image {number}")
             for number, image in enumerate(images, start=1)
         ]
         return self.enrol_samples(

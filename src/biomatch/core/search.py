@@ -47,7 +47,7 @@ class SearchAPI(CoreState):
         context: SearchContext,
         modality: str = DEFAULT_MODALITY,
         *,
-        largest_only: bool = False,
+        primary_only: bool = False,
     ) -> VerificationOut:
         """1:1: the probe against every sample of the claimed subject, fused by the maximum."""
         started = datetime.now(UTC)
@@ -66,7 +66,7 @@ class SearchAPI(CoreState):
                 subject_id=subject_id,
                 model=plugin.info.key,
             )
-        probe = self.extract(image, modality, largest_only=largest_only)
+        probe = self.extract(image, modality, primary_only=primary_only)
         scores = plugin.compare(probe.template, [row[3] for row in references])
         target = self.settings.verify_target_fmr
         threshold = plugin.calibration.threshold_for(target)
@@ -112,7 +112,7 @@ class SearchAPI(CoreState):
         modality: str = DEFAULT_MODALITY,
         *,
         top_k: int = 10,
-        largest_only: bool = False,
+        primary_only: bool = False,
     ) -> IdentificationOut:
         """1:N: a ranked list of candidates (leads), each with its estimated FMR."""
         started = datetime.now(UTC)
@@ -122,7 +122,7 @@ class SearchAPI(CoreState):
             )
         record = self._authorise_search(actor, gallery, "identify", context)
         plugin = self.modality(modality)
-        probe = self.extract(image, modality, largest_only=largest_only)
+        probe = self.extract(image, modality, primary_only=primary_only)
         self._sync_index(record, plugin)
         vector = plugin.index_vector(probe.template)
         width = max(top_k, plugin.shortlist_subjects)

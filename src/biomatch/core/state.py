@@ -73,11 +73,11 @@ class CoreState:
         image: bytes,
         modality: str = DEFAULT_MODALITY,
         *,
-        largest_only: bool = False,
+        primary_only: bool = False,
         label: str | None = None,
     ) -> ExtractedSample:
         return extract(
-            image, self.modality(modality), self.settings, largest_only=largest_only, label=label
+            image, self.modality(modality), self.settings, primary_only=primary_only, label=label
         )
 
     def rebuild_indexes(self) -> None:

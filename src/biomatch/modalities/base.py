@@ -94,7 +94,7 @@ class Modality(Protocol):
         vector is coarser than the matcher (0: just the requested top-k)."""
         ...
 
-    def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
+    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
         """Find the subject in an RGB image and measure capture quality."""
         ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import dlib
 import numpy as np
 
@@ -60,3 +61,19 @@ def locate(rgb: np.ndarray, box: FaceBox) -> FaceLandmarks:
 def align(rgb: np.ndarray, landmarks: FaceLandmarks, size: int = 150) -> np.ndarray:
     """The aligned face chip dlib's ResNet expects (150x150, 25% padding)."""
     return np.asarray(dlib.get_face_chip(rgb, landmarks.shape, size=size, padding=0.25))
+
+
+# Small fixed perturbations of an aligned chip: (zoom, shift in px along x).
+CHIP_JITTER = ((0.95, 0.0), (1.05, 0.0), (1.0, -3.0), (1.0, 3.0))
+
+
+def jittered(chip: np.ndarray) -> list[np.ndarray]:
+    """The chip zoomed and shifted by each of ``CHIP_JITTER`` (borders mirrored)."""
+    size = chip.shape[1], chip.shape[0]
+    centre = (chip.shape[1] / 2, chip.shape[0] / 2)
+    out = []
+    for zoom, shift in CHIP_JITTER:
+        matrix = cv2.getRotationMatrix2D(centre, 0.0, zoom)
+        matrix[0, 2] += shift
+        out.append(cv2.warpAffine(chip, matrix, size, borderMode=cv2.BORDER_REFLECT))
+    return out

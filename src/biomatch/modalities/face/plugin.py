@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from biomatch.calibration import ScoreCalibration, calibration_path
+from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FaceConfig
 from biomatch.modalities.base import Capture, ModelInfo, QualityReport
 from biomatch.modalities.face import landmarks, models, quality
@@ -33,7 +33,14 @@ class FaceModality:
         self._embedder = models.resnet_embedder()
         # dlib's networks keep per-call state, so one call at a time per process.
         self._lock = threading.Lock()
-        version = f"1.0{'-flip' if config.flip_average else ''}"
+        # Options that change templates are in the version: a change is a visible
+        # re-enrolment and needs its own calibration file.
+        tags = [
+            *(["flip"] if config.flip_average else []),
+            *(["jitter4"] if config.chip_jitter else []),
+            *(["cnn"] if config.detector == "cnn" else []),
+        ]
+        version = "-".join(["1.0", *tags])
         self.info = ModelInfo("face", "dlib-resnet34-v1", version, EMBEDDING_DIM)
 
     # The index holds the embeddings themselves, so its top-k is already the matcher's.
@@ -41,12 +48,12 @@ class FaceModality:
 
     @cached_property
     def calibration(self) -> ScoreCalibration:
-        return ScoreCalibration.load(calibration_path(self.info.key))
+        return load_calibration(self.info.key)
 
-    def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
+    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
         with self._lock:
             boxes = self._detector.detect(image)
-            count_check = quality.face_count_check(len(boxes), largest_only)
+            count_check = quality.face_count_check(len(boxes), primary_only)
             if not boxes:
                 return Capture(QualityReport((count_check,)), subjects_found=0)
             face = boxes[0]
@@ -65,8 +72,10 @@ class FaceModality:
         if not isinstance(subject, _FaceSubject):
             raise ValueError("The capture holds no face to make a template of.")
         chips = [subject.chip]
+        if self._config.chip_jitter:
+            chips += landmarks.jittered(subject.chip)
         if self._config.flip_average:
-            chips.append(np.ascontiguousarray(subject.chip[:, ::-1]))
+            chips += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
         with self._lock:
             descriptors = self._embedder.compute_face_descriptor(chips)
         vector = np.mean([np.asarray(d, dtype=np.float32) for d in descriptors], axis=0)

@@ -10,18 +10,18 @@ from biomatch.modalities.base import QualityCheck
 from biomatch.modalities.face.landmarks import FaceLandmarks
 
 
-def face_count_check(found: int, largest_only: bool) -> QualityCheck:
+def face_count_check(found: int, primary_only: bool) -> QualityCheck:
     if found == 0:
         return QualityCheck(
             "face_count", 0, "1", False, "No face found: face the camera, fill more of the frame."
         )
-    if found > 1 and not largest_only:
+    if found > 1 and not primary_only:
         return QualityCheck(
             "face_count",
             found,
             "1",
             False,
-            f"{found} faces found: capture one person only (or ask for the largest face).",
+            f"{found} faces found: capture one person only (or ask for the primary face).",
         )
     return QualityCheck("face_count", found, "1", True, "One face used.")
 

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from biomatch.calibration import ScoreCalibration, calibration_path
+from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FingerConfig
 from biomatch.modalities.base import Capture, ModelInfo, QualityReport
 from biomatch.modalities.finger import matcher, quality
@@ -50,9 +50,9 @@ class FingerModality:
 
     @cached_property
     def calibration(self) -> ScoreCalibration:
-        return ScoreCalibration.load(calibration_path(self.info.key))
+        return load_calibration(self.info.key)
 
-    def analyse(self, image: np.ndarray, *, largest_only: bool = False) -> Capture:
+    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
         grey = to_grey(image)
         height, width = grey.shape
         size = quality.size_check(width, height, self._config.quality)
