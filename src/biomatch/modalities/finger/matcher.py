@@ -205,17 +205,6 @@ def score(
         return np.empty(0, dtype=np.float32)
     counts = np.array([ref[0].shape[0] for ref in references], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    points = np.concatenate([ref[0] for ref in references]).astype(np.float64)
-    descs = np.concatenate([ref[1] for ref in references]).astype(np.float32)
-    result: np.ndarray = _score_many(
-        np.ascontiguousarray(probe[0], dtype=np.float64),
-        np.ascontiguousarray(probe[1], dtype=np.float32),
-        np.ascontiguousarray(points),
-        np.ascontiguousarray(descs),
-        offsets,
-        params.hypotheses,
-        params.distance_tolerance,
-        params.angle_tolerance,
-        params.weight_floor,
-    )
-    return result
+    points = np.ascontiguousarray(np.concatenate([ref[0] for ref in references]), np.float64)
+    descs = np.ascontiguousarray(np.concatenate([ref[1] for ref in references]), np.float32)
+    return score_stacked(probe, (points, descs, offsets), params)
