@@ -127,6 +127,9 @@ class FingerConfig(BaseModel):
 
 
 class IndexConfig(BaseModel):
+    backend: Literal["faiss"] = Field(
+        "faiss", description="1:N index backend: 'faiss' (in-process, the embedded default)."
+    )
     approximate_above: int = Field(
         200_000, description="Gallery size above which the 1:N index becomes approximate."
     )

@@ -181,7 +181,7 @@ class MultimodalAPI(EnrolmentAPI, SearchAPI):
             size = max(top_k, plugin.shortlist_subjects)
             self._sync_index(record, plugin)
             vector = plugin.index_vector(sample.template)
-            hits = self._indexes.search_subjects(record.id, plugin.info.key, vector, size)
+            hits = self.indexes.search_subjects(record.id, plugin.info.key, vector, size)
             shortlist.update(subject for subject, _ in hits)
         with self.db.transaction() as session:
             names = repo.external_ids(session, sorted(shortlist))

@@ -126,11 +126,11 @@ class SearchAPI(CoreState):
         self._sync_index(record, plugin)
         vector = plugin.index_vector(probe.template)
         width = max(top_k, plugin.shortlist_subjects)
-        shortlist = self._indexes.search_subjects(record.id, plugin.info.key, vector, width)
+        shortlist = self.indexes.search_subjects(record.id, plugin.info.key, vector, width)
         ranked = self._rescore(
             plugin, record, probe.template, [subject for subject, _ in shortlist]
         )
-        size = self._indexes.subject_count(record.id, plugin.info.key)
+        size = self.indexes.subject_count(record.id, plugin.info.key)
         candidates = [
             self._candidate(plugin, rank, external_id, score, size)
             for rank, (external_id, score) in enumerate(ranked[:top_k], start=1)

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,7 +21,7 @@ from biomatch.errors import (
     OptedOut,
 )
 from biomatch.extraction import ExtractedSample, extract
-from biomatch.index import IndexRegistry
+from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
 from biomatch.modalities import Modality, load_modality
 from biomatch.store import Database, Gallery, Subject, Template
 from biomatch.store import repository as repo
@@ -53,7 +52,7 @@ class CoreState:
             settings.audit_checkpoint_every,
         )
         self._modalities = {name: load_modality(name, settings) for name in modalities}
-        self._indexes = IndexRegistry(settings.index)
+        self.indexes = GalleryIndexes(self.db, self.vault, settings.index)
         self._search_limit = RateLimiter(settings.search_rate_per_minute, "searches")
         self._request_limit = RateLimiter(settings.request_rate_per_minute, "requests")
         # Serialises this process's writes: index revisions and audit entries stay in order.
@@ -81,7 +80,7 @@ class CoreState:
         )
 
     def rebuild_indexes(self) -> None:
-        """Rebuild every in-memory index from the store (start-up, or after a crash)."""
+        """Bring every loaded model's index of every gallery up to the store."""
         with self.db.transaction() as session:
             galleries = [gallery_ref_of(g) for g in session.scalars(select(Gallery))]
         for gallery in galleries:
@@ -93,36 +92,20 @@ class CoreState:
             return gallery_ref_of(repo.gallery_by_name(session, name))
 
     def _sync_index(self, gallery: GalleryRef, plugin: Modality) -> None:
-        def load() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            with self.db.transaction() as session:
-                rows = repo.gallery_templates(session, gallery.id, plugin.info.key)
-                vectors = [
-                    plugin.index_vector(
-                        self._open_template(session, gallery.id, plugin.info.key, data)
-                    )
-                    for _, _, data in rows
-                ]
-            return (
-                np.array([row[0] for row in rows], dtype=np.int64),
-                np.array([row[1] for row in rows], dtype=np.int64),
-                np.stack(vectors) if vectors else np.empty((0, plugin.info.dimensions)),
-            )
-
-        self._indexes.sync(
-            gallery.id, plugin.info.key, plugin.info.dimensions, gallery.revision, load
-        )
+        self.indexes.catch_up(gallery.id, gallery.revision, plugin.info.key, plugin)
 
     def _index_additions(
         self, gallery_id: int, revision: int, additions: list[tuple[int, int, str, bytes]]
     ) -> None:
-        for model_key in {row[2] for row in additions}:
-            plugin = next(p for p in self._modalities.values() if p.info.key == model_key)
-            rows = [
-                (template_id, subject_id, plugin.index_vector(data))
-                for template_id, subject_id, key, data in additions
-                if key == model_key
-            ]
-            self._indexes.apply_added(gallery_id, model_key, revision, rows)
+        plugins = {p.info.key: p for p in self._modalities.values()}
+        self.indexes.added(
+            gallery_id,
+            revision,
+            [
+                IndexedTemplate(t_id, s_id, key, plugins[key].index_vector(data))
+                for t_id, s_id, key, data in additions
+            ],
+        )
 
     def _subject_templates(
         self, session: Session, gallery_id: int, subject_ids: list[int], model_key: str
@@ -149,9 +132,7 @@ class CoreState:
         session.delete(subject)
         session.flush()
         revision = repo.bump_revision(session, gallery.id)
-        for model_key in {key for _, key in removed}:
-            ids = [template_id for template_id, key in removed if key == model_key]
-            self._indexes.apply_removed(gallery.id, model_key, revision, ids)
+        self.indexes.removed(gallery.id, revision, [(t_id, key) for t_id, key in removed])
         return deleted
 
     def _refuse_opted_out(self, person_ref: str) -> None:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biomatch.config import IndexConfig
-from biomatch.index.base import SearchHit
-from biomatch.index.faiss_index import FaissIndex
+from biomatch.index.base import SearchHit, VectorIndex
+from biomatch.index.factory import create_index
+from biomatch.index.subjects import search_subjects
 
 # Loads (template ids, subject ids, vectors) of one gallery and model from the store.
 Loader = Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -19,7 +20,7 @@ Loader = Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 @dataclass
 class _GalleryIndex:
-    index: FaissIndex
+    index: VectorIndex
     revision: int
     subject_of: dict[int, int] = field(default_factory=dict)
     templates_per_subject: Counter[int] = field(default_factory=Counter)
@@ -51,7 +52,7 @@ class IndexRegistry:
             if current is not None and current.revision == revision:
                 return
             template_ids, subject_ids, vectors = load()
-            index = FaissIndex(dimensions, self._config)
+            index = create_index(dimensions, self._config)
             if len(template_ids):
                 index.add(template_ids, vectors)
             entry = _GalleryIndex(index, revision)
@@ -101,17 +102,9 @@ class IndexRegistry:
         """Best hit of each of the top ``subjects`` subjects, as (subject id, hit)."""
         with self._lock:
             entry = self._indexes.get((gallery_id, model_key))
-            if entry is None or len(entry.index) == 0:
+            if entry is None:
                 return []
-            want = subjects
-            while True:
-                hits = entry.index.search(vector, want)
-                best: dict[int, SearchHit] = {}
-                for hit in hits:
-                    best.setdefault(entry.subject_of[hit.template_id], hit)
-                if len(best) >= subjects or len(hits) >= len(entry.index):
-                    return list(best.items())[:subjects]
-                want *= 4
+            return search_subjects(entry.index, entry.subject_of, vector, subjects)
 
     def subject_count(self, gallery_id: int, model_key: str) -> int:
         with self._lock:
