@@ -80,7 +80,7 @@ def test_verify_accepts_the_same_person(client: TestClient) -> None:
     assert response.status_code == 200, body
     assert body["decision"] == "match"
     assert body["encounter_id"]
-    assert body["score"] >= body["threshold"]
+    assert body["score"] >= body["score_threshold"]
     assert body["estimated_fmr"] <= body["target_fmr"]
     assert len(body["comparisons"]) == 2
 

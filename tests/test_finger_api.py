@@ -85,7 +85,7 @@ def test_verify_accepts_another_impression_of_the_same_finger(client: TestClient
     body = response.json()
     assert response.status_code == 200, body
     assert body["decision"] == "match"
-    assert body["score"] >= body["threshold"]
+    assert body["score"] >= body["score_threshold"]
     assert body["estimated_fmr"] <= body["target_fmr"]
     assert body["model"]["modality"] == "finger"
     assert len(body["comparisons"]) == 2

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from biomatch.fusion import Evidence, best_per_finger, erlang_tail, fuse, quality_weight
+from biomatch.fusion import Evidence, erlang_tail, fuse, quality_weight
 
 
 def test_one_item_keeps_its_fmr() -> None:
@@ -50,12 +50,10 @@ def test_upper_bounds_propagate_and_bad_input_is_refused() -> None:
         erlang_tail(1.0, 0)
 
 
-def test_best_per_finger_keeps_one_item_per_position() -> None:
-    items = [
-        Evidence("finger", 0.5, finger_position=2),
-        Evidence("finger", 0.01, finger_position=2),
-        Evidence("finger", 0.2, finger_position=7),
-        Evidence("face", 0.3),
-    ]
-    kept = {(e.modality, e.finger_position): e.estimated_fmr for e in best_per_finger(items)}
-    assert kept == {("finger", 2): 0.01, ("finger", 7): 0.2, ("face", None): 0.3}
+def test_a_lone_item_keeps_its_fmr_whatever_its_weight() -> None:
+    # Weights balance items against each other; one item is its own evidence.
+    lone = fuse([Evidence("finger", 1e-3, quality_weight=0.2)])
+    assert lone.estimated_fmr == 1e-3
+    pair = fuse([Evidence("finger", 1e-3, quality_weight=0.2), Evidence("finger", 0.5)])
+    unweighted = fuse([Evidence("finger", 1e-3), Evidence("finger", 0.5)])
+    assert pair.estimated_fmr > unweighted.estimated_fmr

@@ -82,19 +82,29 @@ def test_two_fingers_fuse_into_stronger_evidence_than_either(client: TestClient)
     assert body["decision"] == "match"
     assert body["modalities"] == ["finger"]
     singles = [item["estimated_fmr"] for item in body["contributions"]]
-    assert [item["finger_position"] for item in body["contributions"]] == [2, 3]
+    assert [item["position"] for item in body["contributions"]] == [2, 3]
     assert body["estimated_fmr"] <= min(singles)
 
 
 def test_fingers_of_another_subject_do_not_match(client: TestClient) -> None:
     body = fused_verify(client, "bob", fingers=("101_4", "102_4"), finger_positions=["2", "3"])
     assert body["decision"] == "no_match"
+    assert body["estimated_fmr"] > body["target_fmr"]
+    assert body["score"] is None and body["score_threshold"] is None  # fused: no one score
 
 
 def test_a_finger_is_compared_only_with_the_same_finger_position(client: TestClient) -> None:
     # 101 is enrolled at position 2; claimed as position 3 it meets 102 only.
     body = fused_verify(client, "ann", fingers=("101_4",), finger_positions=["3"])
     assert body["decision"] == "no_match"
+    samples = client.get("/v1/galleries/g/subjects/ann", headers=H["enroller"]).json()["samples"]
+    position_3 = samples[1]["sample_id"]  # enrolled second: 102_1 at position 3
+    assert [c["sample_id"] for c in body["comparisons"]] == [position_3]
+    assert body["estimated_fmr"] > body["target_fmr"]
+    # Unclaimed (position 0), the same finger meets both of ann's and matches its mate.
+    body = fused_verify(client, "ann", fingers=("101_4",))
+    assert len(body["comparisons"]) == 2
+    assert body["decision"] == "match"
 
 
 def test_face_and_finger_together_say_which_modalities_contributed(client: TestClient) -> None:
@@ -120,6 +130,13 @@ def test_identify_fused_ranks_the_subject_first(client: TestClient) -> None:
     assert response.status_code == 200, body
     assert body["result_type"] == "investigative_leads"
     assert body["candidates"][0]["subject_id"] == "bob"
+    assert body["candidates"][0]["strong"]
+    assert body["candidates"][0]["estimated_fmr"] < body["candidates"][1]["estimated_fmr"]
+    encounter = client.get(
+        f"/v1/encounters/{body['encounter_id']}", headers=H["field_operator"]
+    ).json()
+    assert encounter["score_threshold"] is None  # two items fused: no one score threshold
+    assert [c["subject_id"] for c in encounter["candidates"]][0] == "bob"
 
 
 def test_malformed_multi_finger_requests_are_422(client: TestClient) -> None:

@@ -158,3 +158,10 @@ class InvalidTemplate(BioMatchError):
 
     code = "invalid_template"
     http_status = 422
+
+
+class ImageNotKept(BioMatchError):
+    """The image asked for is not kept (the gallery's policy, retention, or no such item)."""
+
+    code = "image_not_kept"
+    http_status = 404

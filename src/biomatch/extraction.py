@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from biomatch.config import Settings
@@ -25,6 +25,11 @@ class ExtractedSample:
     height: int
     quality: CaptureQuality
     label: str | None = None
+    # The uploaded image, where the caller keeps reference images (enrolment).
+    image: bytes | None = field(default=None, repr=False, compare=False)
+
+    def with_template(self, template: bytes) -> ExtractedSample:
+        return replace(self, template=template)
 
     def quality_scores(self) -> dict[str, float]:
         return {check.name: check.score for check in self.quality.checks}
@@ -34,7 +39,7 @@ def capture_quality(capture: Capture) -> CaptureQuality:
     return CaptureQuality(
         passed=capture.quality.passed,
         checks=[QualityCheckOut(**check.as_dict()) for check in capture.quality.checks],
-        face_box=capture.region,
+        region=capture.region,
     )
 
 
@@ -46,6 +51,7 @@ def extract(
     primary_only: bool = False,
     label: str | None = None,
     enforce_quality: bool = True,
+    keep_image: bool = False,
 ) -> ExtractedSample:
     """Raises ``QualityRejected`` (with every failed check) for a capture that fails the gate.
 
@@ -72,6 +78,7 @@ def extract(
         height=int(image.shape[0]),
         quality=quality,
         label=label,
+        image=data if keep_image else None,
     )
 
 

@@ -8,6 +8,9 @@ Erlang(k) law (Fisher's method) and ``P(Erlang(k) >= S) = exp(-S) sum_{j<k} S^j 
 Since every ``w <= 1``, ``sum(w * -ln p) <= sum(-ln p)``, so that tail is a conservative
 estimate of the fused FMR. Quality weights thus only ever discount a poor capture's evidence.
 
+A lone item is its own evidence: its FMR is its calibrated FMR, unweighted, since weights
+only balance several items against each other.
+
 Independence is an assumption: an impostor's fingers are not entirely independent of each
 other, so a deployment should check fused FMRs on its own multi-finger impostor data.
 """
@@ -29,8 +32,10 @@ class Evidence:
     estimated_fmr: float
     fmr_is_upper_bound: bool = False
     quality_weight: float = 1.0
-    finger_position: int | None = None
+    position: int | None = None
     score: float = float("nan")  # the model's raw score, for reporting only
+    item: int = 1  # the probe item it came from
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,21 +80,14 @@ def fuse(items: Sequence[Evidence]) -> FusedScore:
             raise ValueError(f"An estimated FMR must be in (0, 1], not {item.estimated_fmr}.")
         if not 0.0 < item.quality_weight <= 1.0:
             raise ValueError(f"A quality weight must be in (0, 1], not {item.quality_weight}.")
-    evidence = sum(-item.quality_weight * math.log(item.estimated_fmr) for item in items)
+    if len(items) == 1:
+        evidence = -math.log(items[0].estimated_fmr)
+    else:
+        evidence = sum(-item.quality_weight * math.log(item.estimated_fmr) for item in items)
+    lone = items[0].estimated_fmr if len(items) == 1 else None
     return FusedScore(
-        estimated_fmr=erlang_tail(evidence, len(items)),
+        estimated_fmr=lone if lone is not None else erlang_tail(evidence, len(items)),
         fmr_is_upper_bound=any(item.fmr_is_upper_bound for item in items),
         evidence=evidence,
         contributions=tuple(items),
     )
-
-
-def best_per_finger(items: Sequence[Evidence]) -> list[Evidence]:
-    """One item per (modality, finger position): the one with the smallest FMR, so that
-    several enrolled impressions of one finger count once."""
-    best: dict[tuple[str, int | None], Evidence] = {}
-    for item in items:
-        key = (item.modality, item.finger_position)
-        if key not in best or item.estimated_fmr < best[key].estimated_fmr:
-            best[key] = item
-    return list(best.values())

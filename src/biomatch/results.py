@@ -16,6 +16,9 @@ LEAD_NOTICE = (
 )
 
 
+DECISION_RULE = "match where the (fused) estimated FMR <= target_fmr"
+
+
 class ModelRef(BaseModel):
     modality: str
     model_id: str
@@ -33,7 +36,7 @@ class QualityCheckOut(BaseModel):
 class CaptureQuality(BaseModel):
     passed: bool
     checks: list[QualityCheckOut]
-    face_box: tuple[int, int, int, int] | None = Field(
+    region: tuple[int, int, int, int] | None = Field(
         None, description="Region of the subject used (left, top, right, bottom)."
     )
 
@@ -76,7 +79,9 @@ class IssuedOperator(OperatorOut):
 class SampleOut(BaseModel):
     sample_id: int
     modality: str
-    model: str
+    model: str = Field(description="The model of the template made at enrolment.")
+    models: list[str] = Field(description="Every model the sample is templated with.")
+    image_kept: bool = Field(description="The reference image is kept (encrypted).")
     image_sha256: str
     width: int
     height: int
@@ -98,7 +103,19 @@ class EnrolmentOut(BaseModel):
     samples: list[SampleOut]
 
 
+class TemplateUpgradeOut(BaseModel):
+    gallery: str
+    model: str
+    templated: int = Field(description="Samples templated with the model by this run.")
+    already_templated: int
+    needs_recapture: list[str] = Field(
+        description="Subjects with a sample that could not be templated: no kept reference "
+        "image, or the image fails the new model's quality gate."
+    )
+
+
 class ComparisonOut(BaseModel):
+    item: int = Field(description="Probe item (1-based) that was compared.")
     sample_id: int
     score: float
 
@@ -113,43 +130,74 @@ class ScoreMeaning(BaseModel):
     )
 
 
-class VerificationOut(BaseModel):
-    encounter_id: str
-    gallery: str
-    subject_id: str
-    decision: Literal["match", "no_match"]
-    score: float = Field(description="Fused score: the best over the subject's samples.")
+class ContributionOut(BaseModel):
+    """One probe item's evidence about one subject: its best score over the subject's
+    templates, and what that score means under the item's model calibration."""
+
+    item: int
+    modality: str
+    model: str
+    position: int | None = Field(description="Finger position code; None for a face.")
+    score: float
     estimated_fmr: float
     fmr_is_upper_bound: bool
-    threshold: float
-    target_fmr: float
-    comparisons: list[ComparisonOut]
-    model: ModelRef
-    probe_quality: CaptureQuality
+    quality_weight: float
 
 
 class CandidateOut(BaseModel):
     rank: int
     subject_id: str
-    score: float
-    estimated_fmr: float
-    fmr_is_upper_bound: bool
-    expected_false_matches: float = Field(
-        description="estimated_fmr x gallery size: unrelated people expected to score this high."
+    score: float | None = Field(
+        description="The raw score where one probe item decided; None for a fused result."
+    )
+    estimated_fmr: float = Field(description="Fused estimated FMR (one item: its own).")
+    fmr_is_upper_bound: bool = False
+    expected_false_matches: float | None = Field(
+        None,
+        description="estimated_fmr x gallery size: unrelated people expected to score this high.",
     )
     strong: bool = Field(description="estimated_fmr at or below the configured identify FMR.")
+    modalities: list[str] = []
+    contributions: list[ContributionOut] = []
+
+
+class VerificationOut(BaseModel):
+    encounter_id: str
+    gallery: str
+    subject_id: str
+    decision: Literal["match", "no_match"]
+    decision_rule: str = DECISION_RULE
+    score: float | None = Field(
+        description="One probe item: the best score over the subject's samples; None if fused."
+    )
+    estimated_fmr: float
+    fmr_is_upper_bound: bool
+    target_fmr: float
+    score_threshold: float | None = Field(
+        description="One probe item: the score at which its model's FMR meets target_fmr."
+    )
+    modalities: list[str]
+    contributions: list[ContributionOut]
+    comparisons: list[ComparisonOut]
+    model: ModelRef | None = Field(description="The model of a one-item probe.")
+    models: list[ModelRef]
+    probe_quality: list[CaptureQuality]
 
 
 class IdentificationOut(BaseModel):
     encounter_id: str
     gallery: str
-    gallery_size: int = Field(description="Enrolled subjects with a template of this model.")
+    gallery_size: int = Field(description="Enrolled subjects the probe could be compared with.")
     candidates: list[CandidateOut]
     result_type: Literal["investigative_leads"] = "investigative_leads"
     notice: str = LEAD_NOTICE
     target_fmr: float
-    model: ModelRef
-    probe_quality: CaptureQuality
+    score_threshold: float | None = Field(
+        description="One probe item: the score at which a candidate is strong."
+    )
+    model: ModelRef | None
+    models: list[ModelRef]
+    probe_quality: list[CaptureQuality]
 
 
 class AdjudicationOut(BaseModel):
@@ -163,7 +211,7 @@ class AdjudicationOut(BaseModel):
 class CandidateStatus(BaseModel):
     subject_id: str
     rank: int
-    score: float | None = Field(description="None for fused multi-modal candidates.")
+    score: float | None = Field(description="None for fused candidates.")
     estimated_fmr: float
     status: Literal["lead", "confirmed", "rejected", "disputed"]
     confirmations: int
@@ -183,8 +231,8 @@ class EncounterOut(BaseModel):
     location: str | None
     notes: str | None
     model: str
-    threshold: float
     target_fmr: float
+    score_threshold: float | None = Field(description="None where several items were fused.")
     probe_sha256: str
     probe_quality: dict[str, float]
     probe_image_kept: bool

@@ -9,14 +9,17 @@ from __future__ import annotations
 from biomatch.accountability.principal import SYSTEM
 from biomatch.core.galleries import GalleriesAPI
 from biomatch.core.interchange import InterchangeAPI
-from biomatch.core.multimodal import MultimodalAPI
 from biomatch.core.operators import OperatorsAPI
 from biomatch.core.oversight import OversightAPI
+from biomatch.core.references import ReferencesAPI
+from biomatch.core.search import ProbeItem, SearchAPI
 from biomatch.core.state import DEFAULT_MODALITY
 
 
-class BioMatch(OperatorsAPI, GalleriesAPI, MultimodalAPI, InterchangeAPI, OversightAPI):
+class BioMatch(
+    OperatorsAPI, GalleriesAPI, ReferencesAPI, SearchAPI, InterchangeAPI, OversightAPI
+):
     """Open it with ``BioMatch(Settings())``; close it with ``close()``."""
 
 
-__all__ = ["DEFAULT_MODALITY", "SYSTEM", "BioMatch"]
+__all__ = ["DEFAULT_MODALITY", "SYSTEM", "BioMatch", "ProbeItem"]

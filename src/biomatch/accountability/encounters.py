@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,11 +16,36 @@ from biomatch.accountability.roles import Role
 from biomatch.errors import AdjudicationRefused, EncounterNotFound
 from biomatch.results import (
     AdjudicationOut,
+    CandidateOut,
     CandidateStatus,
     EncounterOut,
     SearchContext,
 )
 from biomatch.store.models import Adjudication, Encounter, Gallery
+
+
+_PACK_MAGIC = b"BMP1"
+
+
+def pack_probe_images(images: Sequence[bytes]) -> bytes:
+    """The probe's images as one blob (sealed as one): magic, count, then each length-
+    prefixed, in probe-item order."""
+    parts = [_PACK_MAGIC, struct.pack("<I", len(images))]
+    for image in images:
+        parts += [struct.pack("<Q", len(image)), image]
+    return b"".join(parts)
+
+
+def unpack_probe_images(blob: bytes) -> list[bytes]:
+    if blob[:4] != _PACK_MAGIC:
+        return [blob]  # kept before probes had several items: one raw image
+    (count,) = struct.unpack_from("<I", blob, 4)
+    images, offset = [], 8
+    for _ in range(count):
+        (size,) = struct.unpack_from("<Q", blob, offset)
+        images.append(blob[offset + 8 : offset + 8 + size])
+        offset += 8 + size
+    return images
 
 
 def probe_expiry(policy: GalleryPolicy, started: datetime) -> datetime | None:
@@ -37,7 +64,7 @@ def new_encounter(
     started: datetime,
     ended: datetime,
     model_key: str,
-    threshold: float,
+    score_threshold: float | None,
     target_fmr: float,
     probe_sha256: str,
     probe_quality: dict[str, float],
@@ -56,7 +83,7 @@ def new_encounter(
         location=context.location,
         notes=context.notes,
         model_key=model_key,
-        threshold=threshold,
+        score_threshold=score_threshold,
         target_fmr=target_fmr,
         probe_sha256=probe_sha256,
         probe_quality=probe_quality,
@@ -90,7 +117,7 @@ def check_adjudication(encounter: Encounter, actor: Principal, subject_id: str) 
         raise AdjudicationRefused(
             "The operator who made the search may not adjudicate its candidates."
         )
-    candidates = {c["subject_id"] for c in encounter.result.get("candidates", [])}
+    candidates = {c.subject_id for c in candidates_of(encounter)}
     if subject_id not in candidates:
         raise AdjudicationRefused(f"{subject_id!r} is not a candidate of this encounter.")
     if any(
@@ -115,15 +142,15 @@ def encounter_view(encounter: Encounter, gallery: Gallery) -> EncounterOut:
         location=encounter.location,
         notes=encounter.notes,
         model=encounter.model_key,
-        threshold=encounter.threshold,
         target_fmr=encounter.target_fmr,
+        score_threshold=encounter.score_threshold,
         probe_sha256=encounter.probe_sha256,
         probe_quality=encounter.probe_quality,
         probe_image_kept=encounter.probe_image is not None,
         result=encounter.result,
         candidates=[
             _candidate_status(candidate, encounter.adjudications, policy.confirmations_required)
-            for candidate in encounter.result.get("candidates", [])
+            for candidate in candidates_of(encounter)
         ],
         adjudications=[
             AdjudicationOut(
@@ -138,12 +165,16 @@ def encounter_view(encounter: Encounter, gallery: Gallery) -> EncounterOut:
     )
 
 
+def candidates_of(encounter: Encounter) -> list[CandidateOut]:
+    """The encounter's 1:N candidates, as recorded."""
+    stored = encounter.result.get("candidates", [])
+    return [CandidateOut.model_validate(candidate) for candidate in stored]
+
+
 def _candidate_status(
-    candidate: dict[str, Any], adjudications: list[Adjudication], required: int
+    candidate: CandidateOut, adjudications: list[Adjudication], required: int
 ) -> CandidateStatus:
-    decisions = [
-        a.decision for a in adjudications if a.subject_external_id == candidate["subject_id"]
-    ]
+    decisions = [a.decision for a in adjudications if a.subject_external_id == candidate.subject_id]
     confirms, rejects = decisions.count("confirm"), decisions.count("reject")
     status = "lead"
     if confirms and rejects:
@@ -153,10 +184,10 @@ def _candidate_status(
     elif confirms >= required:
         status = "confirmed"
     return CandidateStatus(
-        subject_id=candidate["subject_id"],
-        rank=candidate["rank"],
-        score=candidate.get("score"),
-        estimated_fmr=candidate["estimated_fmr"],
+        subject_id=candidate.subject_id,
+        rank=candidate.rank,
+        score=candidate.score,
+        estimated_fmr=candidate.estimated_fmr,
         status=status,
         confirmations=confirms,
         confirmations_required=required,

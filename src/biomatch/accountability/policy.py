@@ -34,6 +34,11 @@ class GalleryPolicy(BaseModel):
     probe_retention_hours: int = Field(
         0, ge=0, description="Probe images of searches are kept this long (0: not kept)."
     )
+    keep_reference_images: bool = Field(
+        True,
+        description="Keep enrolment images, encrypted, for adjudication and model upgrades "
+        "(deleted with the subject); False keeps only their hash.",
+    )
     confirmations_required: int = Field(
         1, ge=1, le=3, description="Independent reviewer confirmations to confirm a lead."
     )

@@ -28,6 +28,8 @@ class Action(StrEnum):
     ADJUDICATE = "encounter.adjudicate"
     AUDIT_READ = "audit.read"
     RETENTION_RUN = "retention.run"
+    IMAGE_READ = "image.read"
+    TEMPLATES_UPGRADE = "templates.upgrade"
 
 
 # Separation of duties: those who search do not adjudicate or audit; admins run the system
@@ -45,6 +47,9 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.ADJUDICATE: frozenset({Role.REVIEWER}),
     Action.AUDIT_READ: frozenset({Role.AUDITOR}),
     Action.RETENTION_RUN: frozenset({Role.ADMIN}),
+    # Enrolment and probe images, for the people who compare them with a lead.
+    Action.IMAGE_READ: frozenset({Role.REVIEWER}),
+    Action.TEMPLATES_UPGRADE: frozenset({Role.ADMIN}),
 }
 
 

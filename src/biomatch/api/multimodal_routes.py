@@ -8,9 +8,9 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 
 from biomatch.api.routes import Consent, Context, Core, Operator, read_upload
-from biomatch.core import multimodal
+from biomatch.core.search import ProbeItem
 from biomatch.errors import InvalidRequest
-from biomatch.results import EnrolmentOut
+from biomatch.results import EnrolmentOut, IdentificationOut, VerificationOut
 from biomatch.service import BioMatch
 
 router = APIRouter()
@@ -24,14 +24,14 @@ Fingers = Annotated[list[UploadFile], File(description="Finger images (contact, 
 
 async def _finger_items(
     core: BioMatch, fingers: list[UploadFile], positions: list[int]
-) -> list[multimodal.ProbeItem]:
+) -> list[ProbeItem]:
     if positions and len(positions) != len(fingers):
         raise InvalidRequest(
             f"{len(fingers)} finger images but {len(positions)} finger positions.",
         )
     codes = positions or [0] * len(fingers)
     return [
-        multimodal.ProbeItem("finger", await read_upload(upload, core), code)
+        ProbeItem("finger", await read_upload(upload, core), code)
         for upload, code in zip(fingers, codes, strict=True)
     ]
 
@@ -54,7 +54,7 @@ async def enrol_fingers(
 ) -> EnrolmentOut:
     """Enrol up to ten fingers of one subject, each with its finger position."""
     items = await _finger_items(core, fingers, finger_positions)
-    pairs = [(item.finger_position, item.image) for item in items]
+    pairs = [(item.position, item.image) for item in items]
     return await run_in_threadpool(
         core.enrol_fingers,
         actor,
@@ -68,7 +68,7 @@ async def enrol_fingers(
 
 @router.post(
     "/galleries/{gallery}/verify-fused",
-    response_model=multimodal.MultiVerificationOut,
+    response_model=VerificationOut,
     tags=["search"],
 )
 async def verify_fused(
@@ -80,15 +80,15 @@ async def verify_fused(
     fingers: Annotated[list[UploadFile], File()] = [],  # noqa: B006 (FastAPI form default)
     finger_positions: Annotated[list[int], Form()] = [],  # noqa: B006
     face: Annotated[UploadFile | None, File(description="Optional face image.")] = None,
-) -> multimodal.MultiVerificationOut:
+) -> VerificationOut:
     """1:1 with one to four fingers and/or a face; one fused, calibrated answer."""
     items = await _probe(core, fingers, finger_positions, face)
-    return await run_in_threadpool(core.verify_fused, actor, gallery, subject_id, items, context)
+    return await run_in_threadpool(core.verify_probe, actor, gallery, subject_id, items, context)
 
 
 @router.post(
     "/galleries/{gallery}/identify-fused",
-    response_model=multimodal.MultiIdentificationOut,
+    response_model=IdentificationOut,
     tags=["search"],
 )
 async def identify_fused(
@@ -100,18 +100,20 @@ async def identify_fused(
     finger_positions: Annotated[list[int], Form()] = [],  # noqa: B006
     face: Annotated[UploadFile | None, File(description="Optional face image.")] = None,
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
-) -> multimodal.MultiIdentificationOut:
+) -> IdentificationOut:
     """1:N with one to four fingers and/or a face; candidates ranked by fused FMR."""
     items = await _probe(core, fingers, finger_positions, face)
-    return await run_in_threadpool(core.identify_fused, actor, gallery, items, context, top_k)
+    return await run_in_threadpool(
+        core.identify_probe, actor, gallery, items, context, top_k=top_k
+    )
 
 
 async def _probe(
     core: BioMatch, fingers: list[UploadFile], positions: list[int], face: UploadFile | None
-) -> list[multimodal.ProbeItem]:
+) -> list[ProbeItem]:
     items = await _finger_items(core, fingers, positions)
     if face is not None:
-        items.append(multimodal.ProbeItem("face", await read_upload(face, core)))
+        items.append(ProbeItem("face", await read_upload(face, core)))
     return items
 
 

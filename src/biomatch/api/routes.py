@@ -27,6 +27,7 @@ from biomatch.results import (
     RetentionOut,
     SearchContext,
     SubjectOut,
+    TemplateUpgradeOut,
     VerificationOut,
 )
 from biomatch.service import DEFAULT_MODALITY, BioMatch
@@ -338,6 +339,45 @@ async def identify(
         top_k=top_k,
         primary_only=primary_only,
     )
+
+
+# -- kept images and model upgrades ---------------------------------------------------------
+
+
+@router.get(
+    "/galleries/{gallery}/subjects/{subject_id}/samples/{sample_id}/image",
+    response_class=Response,
+    tags=["subjects"],
+)
+def reference_image(
+    gallery: str, subject_id: str, sample_id: int, actor: Operator, core: Core
+) -> Response:
+    """A kept enrolment image, for adjudicating a lead (reviewers; audited)."""
+    data = core.reference_image(actor, gallery, subject_id, sample_id)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.get(
+    "/encounters/{encounter_id}/probe-images/{item}", response_class=Response, tags=["encounters"]
+)
+def probe_image(encounter_id: str, item: int, actor: Operator, core: Core) -> Response:
+    """A kept probe image of a search (item 1 is its first capture; reviewers; audited)."""
+    data = core.probe_image(actor, encounter_id, item)
+    return Response(data, media_type="application/octet-stream")
+
+
+class UpgradeIn(BaseModel):
+    model: str = Field(min_length=1, max_length=96, description="A plug-in name or model key.")
+
+
+@router.post(
+    "/galleries/{gallery}/templates/upgrade", response_model=TemplateUpgradeOut, tags=["galleries"]
+)
+async def upgrade_templates(
+    gallery: str, body: UpgradeIn, actor: Operator, core: Core
+) -> TemplateUpgradeOut:
+    """Template the gallery's kept reference images with another model (resumable)."""
+    return await run_in_threadpool(core.upgrade_templates, actor, gallery, body.model)
 
 
 # -- encounters -----------------------------------------------------------------------------

@@ -35,6 +35,9 @@ from biomatch.store import repository as repo
 from biomatch.store.models import Consent, OptOut
 
 
+MAX_ENROLLED_POSITIONS = 10
+
+
 class EnrolmentAPI(CoreState):
     def enrol(
         self,
@@ -56,11 +59,65 @@ class EnrolmentAPI(CoreState):
             self._gallery_ref(gallery), subject_id, consent, add_to_existing
         )
         samples = [
-            self.extract(image, modality, primary_only=primary_only, label=f"image {number}")
+            self.extract(
+                image,
+                modality,
+                primary_only=primary_only,
+                label=f"image {number}",
+                keep_image=True,
+            )
             for number, image in enumerate(images, start=1)
         ]
         return self.enrol_samples(
             actor, gallery, subject_id, samples, add_to_existing=add_to_existing, consent=consent
+        )
+
+    def enrol_positions(
+        self,
+        actor: Principal,
+        gallery: str,
+        subject_id: str,
+        captures: Sequence[tuple[int, bytes]],
+        modality: str = "finger",
+        *,
+        add_to_existing: bool = False,
+        consent: ConsentIn | None = None,
+    ) -> EnrolmentOut:
+        """Enrol (position, image) pairs, e.g. up to ten fingers by ANSI/NIST code: every
+        capture or none. The plug-in writes the position into each template."""
+        actor.require(Action.SUBJECT_ENROL)
+        if not 1 <= len(captures) <= MAX_ENROLLED_POSITIONS:
+            raise InvalidRequest(f"Enrol 1 to {MAX_ENROLLED_POSITIONS} captures at a time.")
+        self._gallery_ref(gallery)  # fail fast, before any model runs
+        plugin = self.modality(modality)
+        samples = []
+        for position, image in captures:
+            label = f"{plugin.info.modality} {position}"
+            sample = self.extract(image, modality, label=label, keep_image=True)
+            samples.append(sample.with_template(plugin.with_position(sample.template, position)))
+        return self.enrol_samples(
+            actor, gallery, subject_id, samples, add_to_existing=add_to_existing, consent=consent
+        )
+
+    def enrol_fingers(
+        self,
+        actor: Principal,
+        gallery: str,
+        subject_id: str,
+        fingers: Sequence[tuple[int, bytes]],
+        *,
+        add_to_existing: bool = False,
+        consent: ConsentIn | None = None,
+    ) -> EnrolmentOut:
+        """Enrol (finger position, image) pairs (``enrol_positions`` for fingers)."""
+        return self.enrol_positions(
+            actor,
+            gallery,
+            subject_id,
+            fingers,
+            "finger",
+            add_to_existing=add_to_existing,
+            consent=consent,
         )
 
     def enrol_samples(
@@ -86,8 +143,10 @@ class EnrolmentAPI(CoreState):
                 subject, created = self._subject_for_enrolment(
                     session, record, subject_id, add_to_existing
                 )
+                keep = GalleryPolicy.model_validate(record.policy).keep_reference_images
                 stored = [
-                    self._store_sample(session, record, subject, sample) for sample in samples
+                    self._store_sample(session, record, subject, sample, keep)
+                    for sample in samples
                 ]
                 if consent is not None:
                     session.add(_consent(subject, consent, actor))
@@ -111,7 +170,7 @@ class EnrolmentAPI(CoreState):
                     gallery=gallery,
                     subject_id=subject_id,
                     created=created,
-                    samples=[_sample_out(s, t) for s, t in stored],
+                    samples=[_sample_out(s) for s, _ in stored],
                 )
                 additions = [
                     (template.id, subject.id, template.model_key, sample.template)
@@ -129,7 +188,7 @@ class EnrolmentAPI(CoreState):
                 gallery=gallery,
                 subject_id=subject_id,
                 created_at=subject.created_at,
-                samples=[_sample_out(sample, sample.template) for sample in subject.samples],
+                samples=[_sample_out(sample) for sample in subject.samples],
             )
 
     def erase_subject(
@@ -191,7 +250,12 @@ class EnrolmentAPI(CoreState):
             )
 
     def _store_sample(
-        self, session: Session, gallery: Gallery, subject: Subject, sample: ExtractedSample
+        self,
+        session: Session,
+        gallery: Gallery,
+        subject: Subject,
+        sample: ExtractedSample,
+        keep_image: bool,
     ) -> tuple[Sample, Template]:
         record = Sample(
             subject_id=subject.id,
@@ -200,10 +264,14 @@ class EnrolmentAPI(CoreState):
             width=sample.width,
             height=sample.height,
             quality=sample.quality_scores(),
-            capture={"face_box": sample.quality.face_box, "label": sample.label},
+            capture={"region": sample.quality.region, "label": sample.label},
         )
         session.add(record)
         session.flush()
+        if keep_image and sample.image is not None:
+            record.image = self.vault.seal(
+                session, gallery.id, sample.image, f"reference:{record.id}"
+            )
         template = Template(
             sample_id=record.id,
             subject_id=subject.id,
@@ -214,6 +282,7 @@ class EnrolmentAPI(CoreState):
             ),
         )
         session.add(template)
+        record.templates.append(template)
         return record, template
 
     def _subject_for_enrolment(
@@ -249,11 +318,13 @@ def _consent(subject: Subject, consent: ConsentIn, actor: Principal) -> Consent:
     )
 
 
-def _sample_out(sample: Sample, template: Template) -> SampleOut:
+def _sample_out(sample: Sample) -> SampleOut:
     return SampleOut(
         sample_id=sample.id,
         modality=sample.modality,
-        model=template.model_key,
+        model=sample.templates[0].model_key,
+        models=[template.model_key for template in sample.templates],
+        image_kept=sample.image is not None,
         image_sha256=sample.image_sha256,
         width=sample.width,
         height=sample.height,

@@ -25,7 +25,7 @@ from biomatch.results import (
     EncounterOut,
     RetentionOut,
 )
-from biomatch.store import Gallery, Subject, Template
+from biomatch.store import Gallery, Sample, Subject, Template
 from biomatch.store.models import Adjudication, AuditEntry, Encounter
 
 
@@ -153,8 +153,8 @@ class OversightAPI(CoreState):
         return len(expired)
 
     def rotate_data_keys(self, actor: Principal = SYSTEM) -> int:
-        """New data key per gallery; every template and kept probe is re-encrypted under it and
-        the old keys are destroyed. Returns the records re-encrypted."""
+        """New data key per gallery; every template, kept probe and kept reference image is
+        re-encrypted under it and the old keys are destroyed. Returns the records re-encrypted."""
         actor.require(Action.OPERATOR_MANAGE)
         count = 0
         with self._write_lock, self.db.write_transaction() as session:
@@ -190,6 +190,15 @@ class OversightAPI(CoreState):
             self.vault.open(session, gallery_id, e.probe_image or b"", f"probe:{e.id}")
             for e in probes
         ]
+        references = session.scalars(
+            select(Sample)
+            .join(Subject)
+            .where(Subject.gallery_id == gallery_id, Sample.image.is_not(None))
+        ).all()
+        plain_references = [
+            self.vault.open(session, gallery_id, s.image or b"", f"reference:{s.id}")
+            for s in references
+        ]
         self.vault.new_version(session, gallery_id)
         for template, plain in zip(templates, plain_templates, strict=True):
             template.data = self.vault.seal(
@@ -199,5 +208,7 @@ class OversightAPI(CoreState):
             encounter.probe_image = self.vault.seal(
                 session, gallery_id, plain, f"probe:{encounter.id}"
             )
+        for sample, plain in zip(references, plain_references, strict=True):
+            sample.image = self.vault.seal(session, gallery_id, plain, f"reference:{sample.id}")
         self.vault.retire_inactive(session, gallery_id)
-        return len(templates) + len(probes)
+        return len(templates) + len(probes) + len(references)

@@ -1,9 +1,21 @@
-"""1:1 verification and 1:N identification, each recorded as an encounter."""
+"""One search path for every probe: 1:1 verification and 1:N identification, each recorded
+as an encounter.
+
+A probe is a list of items (a face, up to four fingers, of any capture kind). Each item is
+extracted by the plug-in chosen for it, compared with the templates of its comparison family
+(the same finger position where both are known), and its best score per subject becomes an
+estimated FMR through the item's model calibration; ``fusion.fuse`` joins the items (one
+item: its own FMR). ``decide`` applies the target FMR to 1:1 and 1:N alike. Single-image
+verify and identify are the one-item case.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -11,11 +23,7 @@ import numpy as np
 from biomatch.accountability import encounters as enc
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import Action
-from biomatch.core.state import (
-    DEFAULT_MODALITY,
-    CoreState,
-    GalleryRef,
-)
+from biomatch.core.state import DEFAULT_MODALITY, CoreState, GalleryRef
 from biomatch.errors import (
     InvalidRequest,
     NoReference,
@@ -23,18 +31,54 @@ from biomatch.errors import (
     SearchContextMissing,
 )
 from biomatch.extraction import ExtractedSample
+from biomatch.extraction import extract as extract_with
+from biomatch.fusion import Evidence, FusedScore, fuse
 from biomatch.modalities import Modality
 from biomatch.results import (
     CandidateOut,
     ComparisonOut,
+    ContributionOut,
     IdentificationOut,
     ModelRef,
-    ScoreMeaning,
     SearchContext,
     VerificationOut,
 )
 from biomatch.store import Gallery
 from biomatch.store import repository as repo
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    """One capture of a probe. ``plugin`` names the plug-in to use (default: the one named
+    after the modality); ``position`` is a finger position code (0: unknown)."""
+
+    modality: str
+    image: bytes
+    position: int = 0
+    plugin: str | None = None
+    primary_only: bool = False
+
+
+@dataclass(frozen=True)
+class _ProbeSample:
+    """An extracted probe item and the gallery templates it can be compared with."""
+
+    number: int
+    plugin: Modality
+    sample: ExtractedSample
+    position: int
+    reference_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Scored:
+    fused: FusedScore
+    comparisons: list[ComparisonOut]
+
+
+def decide(estimated_fmr: float, target_fmr: float) -> bool:
+    """The one decision rule, for 1:1 answers and strong 1:N candidates alike."""
+    return estimated_fmr <= target_fmr
 
 
 class SearchAPI(CoreState):
@@ -49,59 +93,9 @@ class SearchAPI(CoreState):
         *,
         primary_only: bool = False,
     ) -> VerificationOut:
-        """1:1: the probe against every sample of the claimed subject, fused by the maximum."""
-        started = datetime.now(UTC)
-        record = self._authorise_search(actor, gallery, "verify", context)
-        if not record.policy.enforcement:
-            self._refuse_opted_out(subject_id)
-        plugin = self.modality(modality)
-        with self.db.transaction() as session:
-            subject = repo.subject_by_id(
-                session, repo.gallery_by_name(session, gallery), subject_id
-            )
-            references = self._subject_templates(session, record.id, [subject.id], plugin.info.key)
-        if not references:
-            raise NoReference(
-                f"Subject {subject_id!r} has no {plugin.info.key} template to compare with.",
-                subject_id=subject_id,
-                model=plugin.info.key,
-            )
-        probe = self.extract(image, modality, primary_only=primary_only)
-        scores = plugin.compare(probe.template, [row[3] for row in references])
-        target = self.settings.verify_target_fmr
-        threshold = plugin.calibration.threshold_for(target)
-        best = float(scores.max())
-        meaning = self._meaning(plugin, best)
-        decision = "match" if best >= threshold else "no_match"
-        encounter_id = self._record_search(
-            actor,
-            record,
-            "verify",
-            context,
-            [probe],
-            [image],
-            started,
-            threshold,
-            target,
-            {"subject_id": subject_id, "decision": decision, **meaning.model_dump()},
-        )
-        return VerificationOut(
-            encounter_id=encounter_id,
-            gallery=gallery,
-            subject_id=subject_id,
-            decision=decision,
-            score=meaning.score,
-            estimated_fmr=meaning.estimated_fmr,
-            fmr_is_upper_bound=meaning.fmr_is_upper_bound,
-            threshold=round(threshold, 6),
-            target_fmr=target,
-            comparisons=[
-                ComparisonOut(sample_id=row[1], score=round(float(score), 6))
-                for row, score in zip(references, scores, strict=True)
-            ],
-            model=model_ref(plugin),
-            probe_quality=probe.quality,
-        )
+        """1:1 with one image (the one-item case of ``verify_probe``)."""
+        item = ProbeItem(modality, image, primary_only=primary_only)
+        return self.verify_probe(actor, gallery, subject_id, [item], context)
 
     def identify(
         self,
@@ -114,49 +108,141 @@ class SearchAPI(CoreState):
         top_k: int = 10,
         primary_only: bool = False,
     ) -> IdentificationOut:
-        """1:N: a ranked list of candidates (leads), each with its estimated FMR."""
+        """1:N with one image (the one-item case of ``identify_probe``)."""
+        item = ProbeItem(modality, image, primary_only=primary_only)
+        return self.identify_probe(actor, gallery, [item], context, top_k=top_k)
+
+    def verify_fused(
+        self,
+        actor: Principal,
+        gallery: str,
+        subject_id: str,
+        probe: Sequence[ProbeItem],
+        context: SearchContext,
+    ) -> VerificationOut:
+        """The name multi-item 1:1 had before every search became one path."""
+        return self.verify_probe(actor, gallery, subject_id, probe, context)
+
+    def identify_fused(
+        self,
+        actor: Principal,
+        gallery: str,
+        probe: Sequence[ProbeItem],
+        context: SearchContext,
+        top_k: int = 10,
+    ) -> IdentificationOut:
+        """The name multi-item 1:N had before every search became one path."""
+        return self.identify_probe(actor, gallery, probe, context, top_k=top_k)
+
+    def verify_probe(
+        self,
+        actor: Principal,
+        gallery: str,
+        subject_id: str,
+        probe: Sequence[ProbeItem],
+        context: SearchContext,
+    ) -> VerificationOut:
+        """1:1: every probe item against every template of the claimed subject it can be
+        compared with; one fused, calibrated decision."""
         started = datetime.now(UTC)
-        if not 1 <= top_k <= self.settings.identify_max_top_k:
-            raise InvalidRequest(
-                f"top_k must be between 1 and {self.settings.identify_max_top_k}.", top_k=top_k
+        record = self._authorise_search(actor, gallery, "verify", context)
+        if not record.policy.enforcement:
+            self._refuse_opted_out(subject_id)
+        plan = self._plan_probe(record, probe)
+        keys = sorted({key for _, _, item_keys in plan for key in item_keys})
+        with self.db.transaction() as session:
+            subject_pk = repo.subject_by_id(
+                session, repo.gallery_by_name(session, gallery), subject_id
+            ).id
+            references = repo.count_templates(session, [subject_pk], keys)
+        if not references:  # refused before any model runs
+            raise NoReference(
+                f"Subject {subject_id!r} has no template that the probe can be compared with.",
+                subject_id=subject_id,
+                models=sorted({plugin.info.key for _, plugin, _ in plan}),
             )
+        samples = self._extract_probe(plan)
+        scored = self._score_subjects(record, [subject_pk], samples).get(subject_pk)
+        if scored is None:  # positions left nothing to compare
+            raise NoReference(
+                f"Subject {subject_id!r} has no template at the probe's positions.",
+                subject_id=subject_id,
+            )
+        target = self.settings.verify_target_fmr
+        fused = scored.fused
+        decision = "match" if decide(fused.estimated_fmr, target) else "no_match"
+        out = VerificationOut(
+            encounter_id=str(uuid.uuid4()),
+            gallery=gallery,
+            subject_id=subject_id,
+            decision=decision,
+            score=_lone_score(fused),
+            estimated_fmr=fused.estimated_fmr,
+            fmr_is_upper_bound=fused.fmr_is_upper_bound,
+            target_fmr=target,
+            score_threshold=_score_threshold(samples, target),
+            modalities=list(fused.modalities),
+            contributions=_contributions(fused),
+            comparisons=scored.comparisons,
+            model=_lone_model(samples),
+            models=[model_ref(s.plugin) for s in samples],
+            probe_quality=[s.sample.quality for s in samples],
+        )
+        result = out.model_dump(
+            include={"subject_id", "decision", "decision_rule", "score", "estimated_fmr"}
+        )
+        self._record_search(actor, record, "verify", context, samples, probe, started, out, result)
+        return out
+
+    def identify_probe(
+        self,
+        actor: Principal,
+        gallery: str,
+        probe: Sequence[ProbeItem],
+        context: SearchContext,
+        *,
+        top_k: int = 10,
+    ) -> IdentificationOut:
+        """1:N: the union of each item's index shortlist, re-scored by the items' matchers,
+        ranked by fused estimated FMR. Candidates are leads for human review."""
+        started = datetime.now(UTC)
+        limit = self.settings.identify_max_top_k
+        if not 1 <= top_k <= limit:
+            raise InvalidRequest(f"top_k must be between 1 and {limit}.", top_k=top_k)
         record = self._authorise_search(actor, gallery, "identify", context)
-        plugin = self.modality(modality)
-        probe = self.extract(image, modality, primary_only=primary_only)
-        self._sync_index(record, plugin)
-        vector = plugin.index_vector(probe.template)
-        width = max(top_k, plugin.shortlist_subjects)
-        shortlist = self.indexes.search_subjects(record.id, plugin.info.key, vector, width)
-        ranked = self._rescore(
-            plugin, record, probe.template, [subject for subject, _ in shortlist]
-        )
-        size = self.indexes.subject_count(record.id, plugin.info.key)
-        candidates = [
-            self._candidate(plugin, rank, external_id, score, size)
-            for rank, (external_id, score) in enumerate(ranked[:top_k], start=1)
-        ]
+        samples = self._extract_probe(self._plan_probe(record, probe))
+        shortlist = self._shortlist(record, samples, top_k)
+        scored = self._score_subjects(record, shortlist, samples)
+        # FMRs tie at the calibration's resolution; the evidence, then the score, breaks it.
+        order = sorted(scored, key=lambda pk: _rank_key(scored[pk].fused))[:top_k]
+        with self.db.transaction() as session:
+            names = repo.external_ids(session, order)
+            keys = sorted({key for s in samples for key in s.reference_keys})
+            size = repo.subjects_with_templates(session, record.id, keys) if keys else 0
         target = self.settings.identify_target_fmr
-        encounter_id = self._record_search(
-            actor,
-            record,
-            "identify",
-            context,
-            [probe],
-            [image],
-            started,
-            plugin.calibration.threshold_for(target),
-            target,
-            {"gallery_size": size, "candidates": [c.model_dump() for c in candidates]},
-        )
-        return IdentificationOut(
-            encounter_id=encounter_id,
+        out = IdentificationOut(
+            encounter_id=str(uuid.uuid4()),
             gallery=gallery,
             gallery_size=size,
-            candidates=candidates,
+            candidates=[
+                _candidate(rank, names[pk], scored[pk].fused, size, target)
+                for rank, pk in enumerate(order, start=1)
+            ],
             target_fmr=target,
-            model=model_ref(plugin),
-            probe_quality=probe.quality,
+            score_threshold=_score_threshold(samples, target),
+            model=_lone_model(samples),
+            models=[model_ref(s.plugin) for s in samples],
+            probe_quality=[s.sample.quality for s in samples],
         )
+        result = {
+            "gallery_size": size,
+            "decision_rule": "ranked by fused estimated FMR; strong where it is <= target_fmr",
+            "candidates": [c.model_dump() for c in out.candidates],
+        }
+        self._record_search(
+            actor, record, "identify", context, samples, probe, started, out, result
+        )
+        return out
 
     def _authorise_search(
         self, actor: Principal, gallery: str, mode: str, context: SearchContext
@@ -180,46 +266,156 @@ class SearchAPI(CoreState):
         self._search_limit.take(actor.name)
         return record
 
+    def _plan_probe(
+        self, gallery: GalleryRef, probe: Sequence[ProbeItem]
+    ) -> list[tuple[ProbeItem, Modality, tuple[str, ...]]]:
+        """Each item with its plug-in and the gallery's models it can be compared with."""
+        with self.db.transaction() as session:
+            stored = repo.gallery_model_keys(session, gallery.id)
+        plugins = [self._choose_plugin(gallery, item, stored) for item in probe]
+        _check_probe(probe, plugins)
+        return [
+            (item, plugin, self._comparable(plugin, stored))
+            for item, plugin in zip(probe, plugins, strict=True)
+        ]
+
+    def _comparable(self, plugin: Modality, stored: list[str]) -> tuple[str, ...]:
+        family = plugin.info.comparison_family
+        return tuple(key for key in stored if self.family_of(key) == family)
+
+    def _extract_probe(
+        self, plan: list[tuple[ProbeItem, Modality, tuple[str, ...]]]
+    ) -> list[_ProbeSample]:
+        return [
+            _ProbeSample(
+                number,
+                plugin,
+                self._extract_item(item, plugin, f"{item.modality} {number}"),
+                item.position,
+                keys,
+            )
+            for number, (item, plugin, keys) in enumerate(plan, start=1)
+        ]
+
+    def _choose_plugin(self, gallery: GalleryRef, item: ProbeItem, stored: list[str]) -> Modality:
+        """The named plug-in; else, of the plug-ins for the modality's default capture kind,
+        the one whose comparison family covers the most enrolled subjects (the default one
+        on a tie), so that a gallery part-way through a model upgrade is searched with the
+        model it is templated with."""
+        chosen = self.modality(item.plugin or item.modality)
+        if item.plugin is not None:
+            return chosen
+        rivals = [
+            p
+            for p in self.all_plugins()
+            if p.info.modality == chosen.info.modality
+            and p.info.capture_kind == chosen.info.capture_kind
+            and p.info.comparison_family != chosen.info.comparison_family
+        ]
+        if not rivals:
+            return chosen
+        with self.db.transaction() as session:
+
+            def coverage(plugin: Modality) -> int:
+                family = plugin.info.comparison_family
+                keys = [key for key in stored if self.family_of(key) == family]
+                return repo.subjects_with_templates(session, gallery.id, keys) if keys else 0
+
+            return max([chosen, *rivals], key=coverage)
+
+    def _extract_item(self, item: ProbeItem, plugin: Modality, label: str) -> ExtractedSample:
+        sample = extract_with(
+            item.image, plugin, self.settings, primary_only=item.primary_only, label=label
+        )
+        if not item.position:
+            return sample
+        return sample.with_template(plugin.with_position(sample.template, item.position))
+
+    def _shortlist(
+        self, gallery: GalleryRef, samples: list[_ProbeSample], top_k: int
+    ) -> list[int]:
+        shortlist: set[int] = set()
+        for probe in samples:
+            width = max(top_k, probe.plugin.shortlist_subjects)
+            vector = probe.plugin.index_vector(probe.sample.template)
+            for key in probe.reference_keys:
+                self._sync_index(gallery, key, self.plugin_for_key(key) or probe.plugin)
+                hits = self.indexes.search_subjects(gallery.id, key, vector, width)
+                shortlist.update(subject for subject, _ in hits)
+        return sorted(shortlist)
+
+    def _score_subjects(
+        self, gallery: GalleryRef, subject_pks: Sequence[int], samples: list[_ProbeSample]
+    ) -> dict[int, _Scored]:
+        """Fused evidence of each subject that holds a template some probe item can be
+        compared with. Each item is compared once with all those templates (one query, one
+        ``compare`` call); its best score per subject counts."""
+        evidence: dict[int, list[Evidence]] = {}
+        comparisons: dict[int, list[ComparisonOut]] = {}
+        if not subject_pks:
+            return {}
+        for probe in samples:
+            if not probe.reference_keys:
+                continue
+            with self.db.transaction() as session:
+                rows = self._subject_templates(
+                    session, gallery.id, list(subject_pks), probe.reference_keys
+                )
+            rows = [row for row in rows if _same_position(probe, row[3])]
+            if not rows:
+                continue
+            scores = probe.plugin.compare(probe.sample.template, [row[3] for row in rows])
+            best: dict[int, float] = {}
+            for row, score in zip(rows, scores, strict=True):
+                best[row[2]] = max(best.get(row[2], -np.inf), float(score))
+                comparisons.setdefault(row[2], []).append(
+                    ComparisonOut(item=probe.number, sample_id=row[1], score=round(float(score), 6))
+                )
+            for subject_pk, score in best.items():
+                evidence.setdefault(subject_pk, []).append(_evidence(probe, score))
+        return {
+            pk: _Scored(fuse(items), comparisons[pk]) for pk, items in evidence.items() if items
+        }
+
     def _record_search(
         self,
         actor: Principal,
         gallery: GalleryRef,
         kind: str,
         context: SearchContext,
-        probes: list[ExtractedSample],
-        images: list[bytes],
+        samples: list[_ProbeSample],
+        probe: Sequence[ProbeItem],
         started: datetime,
-        threshold: float,
-        target_fmr: float,
+        out: VerificationOut | IdentificationOut,
         result: dict[str, object],
-    ) -> str:
-        """The encounter and its audit entry, in one transaction. A probe image (given for
-        single-image searches) is kept, encrypted, only as long as the gallery allows."""
-        encounter_id = str(uuid.uuid4())
+    ) -> None:
+        """The encounter and its audit entry, in one transaction. The probe images are kept,
+        encrypted, only as long as the gallery's policy says."""
         ended = datetime.now(UTC)
-        hashes = [probe.image_sha256 for probe in probes]
-        models = sorted({probe.model_key for probe in probes})
+        hashes = [s.sample.image_sha256 for s in samples]
+        models = [s.sample.model_key for s in samples]
         with self._write_lock, self.db.write_transaction() as session:
             record = session.get_one(Gallery, gallery.id)
             encounter = enc.new_encounter(
-                encounter_id=encounter_id,
+                encounter_id=out.encounter_id,
                 kind=kind,
                 actor=actor,
                 gallery=record,
                 context=context,
                 started=started,
                 ended=ended,
-                model_key="+".join(models),
-                threshold=threshold,
-                target_fmr=target_fmr,
+                model_key="+".join(sorted(set(models))),
+                score_threshold=out.score_threshold,
+                target_fmr=out.target_fmr,
                 probe_sha256=hashes[0] if len(hashes) == 1 else _digest(hashes),
-                probe_quality=_probe_quality(probes),
+                probe_quality=_probe_quality(samples),
                 result=result,
             )
             expiry = enc.probe_expiry(gallery.policy, started)
-            if expiry is not None and len(images) == 1:
+            if expiry is not None:
+                images = enc.pack_probe_images([item.image for item in probe])
                 encounter.probe_image = self.vault.seal(
-                    session, gallery.id, images[0], f"probe:{encounter_id}"
+                    session, gallery.id, images, f"probe:{out.encounter_id}"
                 )
                 encounter.probe_expires_at = expiry
             session.add(encounter)
@@ -228,7 +424,7 @@ class SearchAPI(CoreState):
                 actor,
                 f"search.{kind}",
                 gallery=gallery.name,
-                encounter=encounter_id,
+                encounter=out.encounter_id,
                 subject=str(result.get("subject_id")) if kind == "verify" else None,
                 details={
                     "period": [started.isoformat(), ended.isoformat()],
@@ -236,48 +432,101 @@ class SearchAPI(CoreState):
                     "legal_authority": context.legal_authority,
                     "case_reference": context.case_reference,
                     "probe_sha256": hashes,
-                    "model": models,
+                    "model": sorted(set(models)),
                     "result": result,
                 },
             )
-        return encounter_id
 
-    def _rescore(
-        self, plugin: Modality, gallery: GalleryRef, probe: bytes, subject_ids: list[int]
-    ) -> list[tuple[str, float]]:
-        """Full comparison of the probe with every template of the shortlisted subjects."""
-        if not subject_ids:
-            return []
-        with self.db.transaction() as session:
-            rows = self._subject_templates(session, gallery.id, subject_ids, plugin.info.key)
-            names = repo.external_ids(session, subject_ids)
-        scores = plugin.compare(probe, [row[3] for row in rows])
-        best: dict[int, float] = {}
-        for row, score in zip(rows, scores, strict=True):
-            best[row[2]] = max(best.get(row[2], -np.inf), float(score))
-        return sorted(((names[s], score) for s, score in best.items()), key=lambda p: -p[1])
 
-    def _meaning(self, plugin: Modality, score: float) -> ScoreMeaning:
-        estimate = plugin.calibration.estimate(score)
-        return ScoreMeaning(
-            score=round(score, 6),
-            estimated_fmr=estimate.value,
-            fmr_is_upper_bound=estimate.is_upper_bound,
+def _check_probe(probe: Sequence[ProbeItem], plugins: list[Modality]) -> None:
+    if not probe:
+        raise InvalidRequest("A probe holds at least one capture.")
+    per_modality = Counter(plugin.info.modality for plugin in plugins)
+    for plugin in {p.info.modality: p for p in plugins}.values():
+        allowed = plugin.max_probe_items
+        if per_modality[plugin.info.modality] > allowed:
+            raise InvalidRequest(
+                f"A probe holds at most {allowed} {plugin.info.modality} capture(s).",
+                modality=plugin.info.modality,
+            )
+    positions = [(item.modality, item.position) for item in probe if item.position]
+    if len(positions) != len(set(positions)):
+        raise InvalidRequest("A position appears twice in the probe.")
+
+
+def _same_position(probe: _ProbeSample, reference: bytes) -> bool:
+    """Items and references of known positions compare only with the same position."""
+    if not probe.position:
+        return True
+    position = probe.plugin.position_of(reference)
+    return position in (0, probe.position)
+
+
+def _evidence(probe: _ProbeSample, score: float) -> Evidence:
+    estimate = probe.plugin.calibration.estimate(score)
+    return Evidence(
+        modality=probe.plugin.info.modality,
+        estimated_fmr=estimate.value,
+        fmr_is_upper_bound=estimate.is_upper_bound,
+        quality_weight=probe.plugin.quality_weight(probe.sample.quality_scores()),
+        position=probe.position or None,
+        score=score,
+        item=probe.number,
+        model=probe.sample.model_key,
+    )
+
+
+def _rank_key(fused: FusedScore) -> tuple[float, float, float]:
+    best_score = max(item.score for item in fused.contributions)
+    return (fused.estimated_fmr, -fused.evidence, -best_score)
+
+
+def _lone_score(fused: FusedScore) -> float | None:
+    if len(fused.contributions) != 1:
+        return None
+    return round(fused.contributions[0].score, 6)
+
+
+def _lone_model(samples: list[_ProbeSample]) -> ModelRef | None:
+    return model_ref(samples[0].plugin) if len(samples) == 1 else None
+
+
+def _score_threshold(samples: list[_ProbeSample], target_fmr: float) -> float | None:
+    if len(samples) != 1:
+        return None
+    return round(samples[0].plugin.calibration.threshold_for(target_fmr), 6)
+
+
+def _contributions(fused: FusedScore) -> list[ContributionOut]:
+    return [
+        ContributionOut(
+            item=item.item,
+            modality=item.modality,
+            model=item.model,
+            position=item.position,
+            score=round(item.score, 6),
+            estimated_fmr=item.estimated_fmr,
+            fmr_is_upper_bound=item.fmr_is_upper_bound,
+            quality_weight=round(item.quality_weight, 4),
         )
+        for item in fused.contributions
+    ]
 
-    def _candidate(
-        self, plugin: Modality, rank: int, external_id: str, score: float, size: int
-    ) -> CandidateOut:
-        meaning = self._meaning(plugin, score)
-        return CandidateOut(
-            rank=rank,
-            subject_id=external_id,
-            score=meaning.score,
-            estimated_fmr=meaning.estimated_fmr,
-            fmr_is_upper_bound=meaning.fmr_is_upper_bound,
-            expected_false_matches=meaning.estimated_fmr * size,
-            strong=meaning.estimated_fmr <= self.settings.identify_target_fmr,
-        )
+
+def _candidate(
+    rank: int, subject_id: str, fused: FusedScore, size: int, target_fmr: float
+) -> CandidateOut:
+    return CandidateOut(
+        rank=rank,
+        subject_id=subject_id,
+        score=_lone_score(fused),
+        estimated_fmr=fused.estimated_fmr,
+        fmr_is_upper_bound=fused.fmr_is_upper_bound,
+        expected_false_matches=fused.estimated_fmr * size,
+        strong=decide(fused.estimated_fmr, target_fmr),
+        modalities=list(fused.modalities),
+        contributions=_contributions(fused),
+    )
 
 
 def model_ref(plugin: Modality) -> ModelRef:
@@ -290,11 +539,11 @@ def _digest(hashes: list[str]) -> str:
     return hashlib.sha256(",".join(hashes).encode()).hexdigest()
 
 
-def _probe_quality(probes: list[ExtractedSample]) -> dict[str, float]:
-    if len(probes) == 1:
-        return probes[0].quality_scores()
+def _probe_quality(samples: list[_ProbeSample]) -> dict[str, float]:
+    if len(samples) == 1:
+        return samples[0].sample.quality_scores()
     return {
-        f"{number}.{probe.modality}.{name}": score
-        for number, probe in enumerate(probes, start=1)
-        for name, score in probe.quality_scores().items()
+        f"{s.number}.{s.sample.modality}.{name}": score
+        for s in samples
+        for name, score in s.sample.quality_scores().items()
     }

@@ -15,14 +15,15 @@ from biomatch.accountability.crypto import load_master_key
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.ratelimit import RateLimiter
 from biomatch.accountability.vault import Vault
+from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
 from biomatch.config import Settings
 from biomatch.errors import (
     InvalidRequest,
     OptedOut,
 )
-from biomatch.extraction import ExtractedSample, extract
-from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
-from biomatch.modalities import Modality, load_modality
+from biomatch.extraction import ExtractedSample
+from biomatch.extraction import extract as extract_with
+from biomatch.modalities import Modality, available_plugins, load_modality
 from biomatch.store import Database, Gallery, Subject, Template
 from biomatch.store import repository as repo
 from biomatch.store.models import OptOut
@@ -39,11 +40,15 @@ class GalleryRef:
 
 
 class CoreState:
-    def __init__(self, settings: Settings, modalities: Sequence[str] = (DEFAULT_MODALITY,)) -> None:
+    """Cheap to construct: plug-ins load their models on first use, indexes catch up with
+    the store when a gallery is first searched, and the schema is only checked (migrations
+    run once: ``biomatch db upgrade``, or ``serve`` before it forks its workers)."""
+
+    def __init__(self, settings: Settings, modalities: Sequence[str] = ()) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.resolved_database_url)
-        self.db.migrate()
+        self.db.ensure_current()
         self.vault = Vault(
             load_master_key(settings.resolved_master_key_file, settings.master_key_env)
         )
@@ -51,21 +56,34 @@ class CoreState:
             CheckpointSigner.from_file(settings.resolved_audit_key_file),
             settings.audit_checkpoint_every,
         )
-        self._modalities = {name: load_modality(name, settings) for name in modalities}
+        self._plugins: dict[str, Modality] = {}
+        for name in modalities:
+            self.modality(name)
         self.indexes = GalleryIndexes(self.db, self.vault, settings.index)
         self._search_limit = RateLimiter(settings.search_rate_per_minute, "searches")
         self._request_limit = RateLimiter(settings.request_rate_per_minute, "requests")
         # Serialises this process's writes: index revisions and audit entries stay in order.
         self._write_lock = threading.Lock()
-        self.rebuild_indexes()
 
     def close(self) -> None:
         self.db.dispose()
 
     def modality(self, name: str) -> Modality:
-        if name not in self._modalities:
-            self._modalities[name] = load_modality(name, self.settings)
-        return self._modalities[name]
+        """The plug-in named ``name`` (BioMatch's own are named after their modality)."""
+        if name not in self._plugins:
+            self._plugins[name] = load_modality(name, self.settings)
+        return self._plugins[name]
+
+    def all_plugins(self) -> list[Modality]:
+        """Every installed plug-in (cheap: constructing one loads no model)."""
+        return [self.modality(name) for name in available_plugins()]
+
+    def plugin_for_key(self, model_key: str) -> Modality | None:
+        return next((p for p in self.all_plugins() if p.info.key == model_key), None)
+
+    def family_of(self, model_key: str) -> str:
+        plugin = self.plugin_for_key(model_key)
+        return plugin.info.comparison_family if plugin is not None else model_key
 
     def extract(
         self,
@@ -74,47 +92,60 @@ class CoreState:
         *,
         primary_only: bool = False,
         label: str | None = None,
+        keep_image: bool = False,
     ) -> ExtractedSample:
-        return extract(
-            image, self.modality(modality), self.settings, primary_only=primary_only, label=label
+        return extract_with(
+            image,
+            self.modality(modality),
+            self.settings,
+            primary_only=primary_only,
+            label=label,
+            keep_image=keep_image,
         )
 
     def rebuild_indexes(self) -> None:
-        """Bring every loaded model's index of every gallery up to the store."""
+        """Bring the index of every model of every gallery up to the store now (otherwise
+        each catches up when it is first searched)."""
         with self.db.transaction() as session:
             galleries = [gallery_ref_of(g) for g in session.scalars(select(Gallery))]
+            keys = {g.id: repo.gallery_model_keys(session, g.id) for g in galleries}
         for gallery in galleries:
-            for plugin in self._modalities.values():
-                self._sync_index(gallery, plugin)
+            for key in keys[gallery.id]:
+                plugin = self.plugin_for_key(key)
+                if plugin is not None:
+                    self._sync_index(gallery, key, plugin)
 
     def _gallery_ref(self, name: str) -> GalleryRef:
         with self.db.transaction() as session:
             return gallery_ref_of(repo.gallery_by_name(session, name))
 
-    def _sync_index(self, gallery: GalleryRef, plugin: Modality) -> None:
-        self.indexes.catch_up(gallery.id, gallery.revision, plugin.info.key, plugin)
+    def _sync_index(self, gallery: GalleryRef, model_key: str, plugin: Modality) -> None:
+        """``plugin`` computes index vectors: one of the key's comparison family."""
+        self.indexes.catch_up(gallery.id, gallery.revision, model_key, plugin)
 
     def _index_additions(
         self, gallery_id: int, revision: int, additions: list[tuple[int, int, str, bytes]]
     ) -> None:
-        plugins = {p.info.key: p for p in self._modalities.values()}
+        plugins = {key: self.plugin_for_key(key) for _, _, key, _ in additions}
         self.indexes.added(
             gallery_id,
             revision,
             [
-                IndexedTemplate(t_id, s_id, key, plugins[key].index_vector(data))
+                IndexedTemplate(t_id, s_id, key, plugin.index_vector(data))
                 for t_id, s_id, key, data in additions
+                if (plugin := plugins[key]) is not None
             ],
         )
 
     def _subject_templates(
-        self, session: Session, gallery_id: int, subject_ids: list[int], model_key: str
+        self, session: Session, gallery_id: int, subject_ids: list[int], model_keys: Sequence[str]
     ) -> list[tuple[int, int, int, bytes]]:
-        """(template id, sample id, subject id, plaintext template) of the subjects."""
+        """(template id, sample id, subject id, plaintext template) of the subjects'
+        templates of the given models."""
         return [
-            (t_id, sample_id, subject_id, self._open_template(session, gallery_id, model_key, data))
-            for t_id, sample_id, subject_id, data in repo.subject_templates(
-                session, subject_ids, model_key
+            (t_id, sample_id, subject_id, self._open_template(session, gallery_id, key, data))
+            for t_id, sample_id, subject_id, key, data in repo.subject_templates(
+                session, subject_ids, model_keys
             )
         ]
 

@@ -4,11 +4,17 @@ The data path for one capture is: ``analyse`` (find the subject, measure quality
 quality gate (the caller decides on the report) -> ``make_template`` -> ``compare``.
 Templates are opaque bytes to the rest of BioMatch; ``index_vector`` gives the fixed-length
 unit vector the 1:N shortlist index searches by inner product.
+
+A plug-in declares what the core needs to know, so that the core never looks inside a
+modality: its comparison family (which templates ``compare`` accepts), its capture kind, how
+much a capture's quality counts in fusion, how many items of it one probe may hold, and
+where the subject's position (a finger) lives in its template. Plug-ins are found through
+the ``biomatch.modalities`` entry-point group (see ``modalities/__init__.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,11 +29,20 @@ class ModelInfo:
     model_id: str
     version: str
     dimensions: int
+    # Templates of one family compare with each other (e.g. contact and contactless finger
+    # templates of one minutiae format); "" means the model's own key: it compares only
+    # with itself, as face models do.
+    family: str = ""
+    capture_kind: str = "default"
 
     @property
     def key(self) -> str:
-        """Identifies templates that may be compared with each other."""
+        """Identifies the model that made a template."""
         return f"{self.modality}/{self.model_id}@{self.version}"
+
+    @property
+    def comparison_family(self) -> str:
+        return self.family or self.key
 
 
 @dataclass(frozen=True)
@@ -107,5 +122,45 @@ class Modality(Protocol):
         ...
 
     def compare(self, probe: bytes, references: Sequence[bytes]) -> np.ndarray:
-        """Similarity scores (higher is more alike) of the probe against each reference."""
+        """Similarity scores (higher is more alike) of the probe against each reference:
+        templates of any model of this plug-in's comparison family."""
         ...
+
+    @property
+    def max_probe_items(self) -> int:
+        """How many captures of this modality one probe may hold (a face, four fingers)."""
+        ...
+
+    def quality_weight(self, quality: Mapping[str, float]) -> float:
+        """Weight in (0, 1] of a capture's evidence in fusion, from its quality scores."""
+        ...
+
+    def position_of(self, template: bytes) -> int:
+        """The subject position the template is tagged with (a finger code; 0: none)."""
+        ...
+
+    def with_position(self, template: bytes, position: int) -> bytes:
+        """The template tagged with a position; raises ``InvalidRequest`` for a bad one."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImportedTemplate:
+    """A template made from an interchange record rather than an image."""
+
+    template: bytes
+    width: int
+    height: int
+    quality: QualityReport
+    label: str
+
+
+@runtime_checkable
+class InterchangeFormat(Protocol):
+    """A plug-in that reads and writes a standard template record (ISO/IEC 19794-2)."""
+
+    interchange_name: str
+
+    def export_record(self, templates: Sequence[bytes], version: str) -> bytes: ...
+
+    def import_record(self, data: bytes) -> list[ImportedTemplate]: ...

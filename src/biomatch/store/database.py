@@ -1,4 +1,4 @@
-"""Engine, sessions and schema migration (Alembic, run to head at start-up)."""
+"""Engine, sessions and schema migration (Alembic)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +30,18 @@ class Database:
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def is_current(self) -> bool:
+        """Whether the schema is at the newest migration (one query, no migration run)."""
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision() == head
+
+    def ensure_current(self) -> None:
+        """Migrate where the schema is behind; ``biomatch db upgrade`` and ``serve`` (before
+        it forks workers) migrate, so a running service's processes only check."""
+        if not self.is_current():
+            self.migrate()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -52,7 +52,8 @@ class Subject(Base):
 
 
 class Sample(Base):
-    """One enrolled capture: where it came from and how good it was (not the image)."""
+    """One enrolled capture: where it came from, how good it was, and (where the gallery's
+    policy keeps reference images) the image itself, sealed under the gallery key."""
 
     __tablename__ = "samples"
 
@@ -64,30 +65,37 @@ class Sample(Base):
     height: Mapped[int]
     quality: Mapped[dict[str, Any]] = mapped_column(JSON)
     capture: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # AES-GCM under the gallery key (context "reference:<sample id>"); None: not kept.
+    image: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="samples")
-    template: Mapped[Template] = relationship(
-        back_populates="sample", cascade="all, delete-orphan", passive_deletes=True
+    # One per model: a model upgrade adds templates beside the old ones.
+    templates: Mapped[list[Template]] = relationship(
+        back_populates="sample",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Template.id",
     )
 
 
 class Template(Base):
     __tablename__ = "templates"
-    __table_args__ = (Index("ix_templates_gallery_model", "gallery_id", "model_key"),)
+    __table_args__ = (
+        Index("ix_templates_gallery_model", "gallery_id", "model_key"),
+        UniqueConstraint("sample_id", "model_key", name="uq_templates_sample_model"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sample_id: Mapped[int] = mapped_column(
-        ForeignKey("samples.id", ondelete="CASCADE"), unique=True
-    )
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
-    # modality/model@version: templates of different models are never compared.
+    # modality/model@version; only models of one comparison family are compared.
     model_key: Mapped[str] = mapped_column(String(96))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    sample: Mapped[Sample] = relationship(back_populates="template")
+    sample: Mapped[Sample] = relationship(back_populates="templates")
 
 
 class GalleryKey(Base):
@@ -158,7 +166,8 @@ class Encounter(Base):
     location: Mapped[str | None] = mapped_column(String(200))
     notes: Mapped[str | None] = mapped_column(String(1000))
     model_key: Mapped[str] = mapped_column(String(96))
-    threshold: Mapped[float]
+    # The score that meets target_fmr under the probe's model; None where items were fused.
+    score_threshold: Mapped[float | None]
     target_fmr: Mapped[float]
     probe_sha256: Mapped[str] = mapped_column(String(64))
     probe_quality: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -22,7 +22,7 @@ def subject_by_id(session: Session, gallery: Gallery, external_id: str) -> Subje
     subject = session.scalar(
         select(Subject)
         .where(Subject.gallery_id == gallery.id, Subject.external_id == external_id)
-        .options(selectinload(Subject.samples).selectinload(Sample.template))
+        .options(selectinload(Subject.samples).selectinload(Sample.templates))
     )
     if subject is None:
         raise SubjectNotFound(
@@ -67,15 +67,48 @@ def gallery_templates(
 
 
 def subject_templates(
-    session: Session, subject_ids: Sequence[int], model_key: str
-) -> Sequence[tuple[int, int, int, bytes]]:
-    """(template id, sample id, subject id, data) of the given subjects' templates."""
+    session: Session, subject_ids: Sequence[int], model_keys: Sequence[str]
+) -> Sequence[tuple[int, int, int, str, bytes]]:
+    """(template id, sample id, subject id, model key, data) of the given subjects'
+    templates of the given models."""
     rows = session.execute(
-        select(Template.id, Template.sample_id, Template.subject_id, Template.data)
-        .where(Template.subject_id.in_(subject_ids), Template.model_key == model_key)
+        select(
+            Template.id, Template.sample_id, Template.subject_id, Template.model_key, Template.data
+        )
+        .where(Template.subject_id.in_(subject_ids), Template.model_key.in_(model_keys))
         .order_by(Template.id)
     )
-    return [(t_id, sample_id, subject_id, data) for t_id, sample_id, subject_id, data in rows]
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def gallery_model_keys(session: Session, gallery_id: int) -> list[str]:
+    rows = session.scalars(
+        select(Template.model_key).where(Template.gallery_id == gallery_id).distinct()
+    )
+    return sorted(rows)
+
+
+def count_templates(
+    session: Session, subject_ids: Sequence[int], model_keys: Sequence[str]
+) -> int:
+    if not model_keys:
+        return 0
+    count = session.scalar(
+        select(func.count(Template.id)).where(
+            Template.subject_id.in_(subject_ids), Template.model_key.in_(model_keys)
+        )
+    )
+    return int(count or 0)
+
+
+def subjects_with_templates(session: Session, gallery_id: int, model_keys: Sequence[str]) -> int:
+    """How many of the gallery's subjects hold a template of one of the models."""
+    count = session.scalar(
+        select(func.count(func.distinct(Template.subject_id))).where(
+            Template.gallery_id == gallery_id, Template.model_key.in_(model_keys)
+        )
+    )
+    return int(count or 0)
 
 
 def external_ids(session: Session, subject_ids: Sequence[int]) -> dict[int, str]:

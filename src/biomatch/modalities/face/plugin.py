@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FaceConfig
+from biomatch.errors import InvalidRequest
 from biomatch.modalities.base import Capture, ModelInfo, QualityReport
 from biomatch.modalities.face import landmarks, models, quality
 from biomatch.modalities.face.detector import FaceDetector
@@ -29,8 +31,6 @@ class FaceModality:
 
     def __init__(self, config: FaceConfig) -> None:
         self._config = config
-        self._detector = FaceDetector(config)
-        self._embedder = models.resnet_embedder()
         # dlib's networks keep per-call state, so one call at a time per process.
         self._lock = threading.Lock()
         # Options that change templates are in the version: a change is a visible
@@ -45,6 +45,26 @@ class FaceModality:
 
     # The index holds the embeddings themselves, so its top-k is already the matcher's.
     shortlist_subjects = 0
+    max_probe_items = 1
+
+    @cached_property
+    def _detector(self) -> FaceDetector:
+        return FaceDetector(self._config)
+
+    @cached_property
+    def _embedder(self) -> Any:
+        return models.resnet_embedder()
+
+    def quality_weight(self, quality: Mapping[str, float]) -> float:
+        return 1.0
+
+    def position_of(self, template: bytes) -> int:
+        return 0
+
+    def with_position(self, template: bytes, position: int) -> bytes:
+        if position:
+            raise InvalidRequest("A face has no position code: give 0.", position=position)
+        return template
 
     @cached_property
     def calibration(self) -> ScoreCalibration:

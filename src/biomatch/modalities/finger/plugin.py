@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 
 from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FingerConfig
-from biomatch.modalities.base import Capture, ModelInfo, QualityReport
-from biomatch.modalities.finger import matcher, quality
+from biomatch.errors import InvalidRequest, InvalidTemplate
+from biomatch.fusion import quality_weight
+from biomatch.modalities.base import (
+    Capture,
+    ImportedTemplate,
+    ModelInfo,
+    QualityCheck,
+    QualityReport,
+)
+from biomatch.modalities.finger import iso19794, matcher, quality
 from biomatch.modalities.finger.extractor import extract_minutiae
 from biomatch.modalities.finger.indexing import index_vector
 from biomatch.modalities.finger.template import (
@@ -22,6 +31,13 @@ from biomatch.modalities.finger.template import (
 )
 
 MATCHER_ID = "lnm"  # local-neighbourhood matcher, modalities/finger/matcher.py
+# Contact and contactless templates of this minutiae format compare with each other.
+FAMILY = "finger/minutiae-lnm"
+FINGER_POSITIONS = range(0, 11)  # ANSI/NIST codes: 0 unknown, 1 right thumb .. 10 left little
+MAX_PROBE_FINGERS = 4
+# NFIQ 2 from which a finger's evidence counts in full in fusion (the gate's minimum: 5%).
+NFIQ2_FULL_WEIGHT = 60.0
+MIN_IMPORTED_MINUTIAE = 3
 MATCHER_VERSION = "1.0"
 QUALITY_THREADS = 4  # NFIQ 2 jobs in flight at once (analyse() calls side by side)
 
@@ -46,7 +62,70 @@ class FingerModality:
             f"{config.extractor}-{MATCHER_ID}",
             MATCHER_VERSION,
             self._params.descriptor_size,
+            family=FAMILY,
+            capture_kind="contact",
         )
+
+    max_probe_items = MAX_PROBE_FINGERS
+    interchange_name = "ISO/IEC 19794-2"
+
+    def quality_weight(self, quality: Mapping[str, float]) -> float:
+        nfiq2 = quality.get("nfiq2", NFIQ2_FULL_WEIGHT)
+        return quality_weight(nfiq2, self._config.quality.min_nfiq2, NFIQ2_FULL_WEIGHT)
+
+    def position_of(self, template: bytes) -> int:
+        return FingerTemplate.from_bytes(template).finger_position
+
+    def with_position(self, template: bytes, position: int) -> bytes:
+        if position not in FINGER_POSITIONS:
+            raise InvalidRequest(
+                "A finger position is an ANSI/NIST code from 0 (unknown) to 10.",
+                position=position,
+            )
+        tagged = replace(FingerTemplate.from_bytes(template), finger_position=position)
+        return tagged.to_bytes()
+
+    def export_record(self, templates: Sequence[bytes], version: str) -> bytes:
+        views = []
+        for data in templates:
+            template = FingerTemplate.from_bytes(data)
+            views.append(
+                iso19794.FingerView(
+                    template.minutiae,
+                    template.width,
+                    template.height,
+                    template.resolution_ppi,
+                    template.finger_position,
+                )
+            )
+        return iso19794.encode(views, cast(iso19794.Version, version))
+
+    def import_record(self, data: bytes) -> list[ImportedTemplate]:
+        imported = []
+        for number, view in enumerate(iso19794.decode(data), start=1):
+            count = view.minutiae.shape[0]
+            if count < MIN_IMPORTED_MINUTIAE:
+                raise InvalidTemplate(f"Finger view {number} holds too few minutiae to match.")
+            template = self.template_from_minutiae(
+                view.minutiae, view.width, view.height, view.finger_position
+            )
+            check = QualityCheck(
+                "minutiae_count",
+                float(count),
+                f">= {MIN_IMPORTED_MINUTIAE}",
+                True,
+                "Imported from an ISO/IEC 19794-2 record.",
+            )
+            imported.append(
+                ImportedTemplate(
+                    template.to_bytes(),
+                    view.width,
+                    view.height,
+                    QualityReport((check,)),
+                    f"iso19794-2 view {number}",
+                )
+            )
+        return imported
 
     @cached_property
     def calibration(self) -> ScoreCalibration:
