@@ -1,0 +1,172 @@
+"""The one search path with plug-ins it does not know: a probe of another capture kind of
+the contact finger family searches a contact gallery; a second face model runs beside the
+first during an upgrade of the kept reference images; reference and probe images are kept,
+encrypted, by policy and shown to reviewers. FVC2002 DB1_B and the matplotlib photo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from biomatch.accountability.policy import GalleryPolicy
+from biomatch.accountability.principal import SYSTEM, Principal
+from biomatch.accountability.roles import Role
+from biomatch.config import Settings
+from biomatch.errors import Forbidden, ImageNotKept, NoReference
+from biomatch.modalities import Capture, register_plugin, unregister_plugin
+from biomatch.modalities.face import FaceModality
+from biomatch.modalities.finger import FingerModality
+from biomatch.results import SearchContext
+from biomatch.service import BioMatch, ProbeItem
+from tests.conftest import OPEN_POLICY, SEARCH, SHARED, settings_for_tests, shared_file
+
+CONTEXT = SearchContext(**SEARCH)
+ENROLLER = Principal(1, "eve", Role.ENROLLER)
+FIELD = Principal(2, "fay", Role.FIELD_OPERATOR)
+REVIEWER = Principal(3, "rui", Role.REVIEWER)
+ADMIN = Principal(4, "ada", Role.ADMIN)
+FVC2002 = SHARED / "finger" / "fvc2002_db1b" / "DB1_B"
+
+
+def impression(name: str) -> bytes:
+    return shared_file(FVC2002 / f"{name}.tif").read_bytes()
+
+
+class StandInContactless(FingerModality):
+    """Another capture kind of the contact finger family, under its own model key: it
+    counts its captures, so a test can tell that it, not the contact plug-in, ran."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.finger)
+        self.info = replace(self.info, model_id="standin-cl", capture_kind="contactless")
+        self.captures = 0
+
+    @property
+    def calibration(self) -> Any:
+        # A real contactless plug-in measures its own on contactless-to-contact pairs.
+        return FingerModality(Settings().finger).calibration
+
+    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
+        self.captures += 1
+        return super().analyse(image, primary_only=primary_only)
+
+
+class SecondFaceModel(FaceModality):
+    """A second face model (here dlib's under another key): never mixed with the first."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.face)
+        self.info = replace(self.info, model_id="second-model")
+
+    @property
+    def calibration(self) -> Any:
+        return FaceModality(Settings().face).calibration
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BioMatch]:
+    register_plugin("finger-standin", StandInContactless)
+    register_plugin("face-second", SecondFaceModel)
+    core = BioMatch(settings_for_tests(tmp_path_factory.mktemp("data")))
+    core.create_gallery(SYSTEM, "g", policy=GalleryPolicy.model_validate(OPEN_POLICY))
+    yield core
+    core.close()
+    unregister_plugin("finger-standin")
+    unregister_plugin("face-second")
+
+
+@pytest.fixture(scope="module")
+def contact_gallery(core: BioMatch) -> BioMatch:
+    shared_file(FVC2002)
+    for finger in (101, 102, 103):
+        core.enrol_fingers(ENROLLER, "g", f"f{finger}", [(2, impression(f"{finger}_1"))])
+    return core
+
+
+def test_a_probe_of_another_capture_kind_searches_the_contact_gallery(
+    contact_gallery: BioMatch,
+) -> None:
+    core = contact_gallery
+    standin = core.modality("finger-standin")
+    assert isinstance(standin, StandInContactless)
+    before = standin.captures
+    item = ProbeItem("finger", impression("102_3"), position=2, plugin="finger-standin")
+    found = core.identify_probe(FIELD, "g", [item], CONTEXT, top_k=3)
+    assert standin.captures == before + 1
+    assert found.models[0].model_id == "standin-cl"
+    assert found.candidates[0].subject_id == "f102"
+    assert found.gallery_size == 3
+    verified = core.verify_probe(FIELD, "g", "f102", [item], CONTEXT)
+    assert verified.decision == "match"
+    contribution = verified.contributions[0]
+    assert contribution.model.startswith("finger/standin-cl@")
+    assert verified.comparisons and verified.score_threshold is not None
+    wrong = core.verify_probe(FIELD, "g", "f101", [item], CONTEXT)
+    assert wrong.decision == "no_match"
+
+
+def test_face_models_never_mix(contact_gallery: BioMatch, grace_hopper: bytes) -> None:
+    core = contact_gallery
+    core.enrol(ENROLLER, "g", "hopper", [grace_hopper])
+    item = ProbeItem("face", grace_hopper, plugin="face-second")
+    with pytest.raises(NoReference):
+        core.verify_probe(FIELD, "g", "hopper", [item], CONTEXT)
+    assert core.verify(FIELD, "g", "hopper", grace_hopper, CONTEXT).decision == "match"
+
+
+def test_upgrade_templates_the_kept_images_and_is_resumable(
+    core: BioMatch, grace_hopper: bytes
+) -> None:
+    core.create_gallery(SYSTEM, "up", policy=GalleryPolicy.model_validate(OPEN_POLICY))
+    core.enrol(ENROLLER, "up", "kept", [grace_hopper])
+    no_images = GalleryPolicy.model_validate({**OPEN_POLICY, "keep_reference_images": False})
+    core.create_gallery(SYSTEM, "bare", policy=no_images)
+    core.enrol(ENROLLER, "bare", "hash-only", [grace_hopper])
+    with pytest.raises(Forbidden):
+        core.upgrade_templates(ENROLLER, "up", "face-second")
+    steps: list[tuple[int, int]] = []
+    first = core.upgrade_templates(ADMIN, "up", "face-second", progress=lambda *s: steps.append(s))
+    assert (first.templated, first.already_templated, first.needs_recapture) == (1, 0, [])
+    assert steps == [(1, 1)]
+    again = core.upgrade_templates(ADMIN, "up", "face-second")
+    assert (again.templated, again.already_templated) == (0, 1)
+    subject = core.get_subject(REVIEWER, "up", "kept")
+    assert sorted(subject.samples[0].models) == sorted(
+        ["face/dlib-resnet34-v1@1.0-flip", core.modality("face-second").info.key]
+    )
+    item = ProbeItem("face", grace_hopper, plugin="face-second")
+    assert core.verify_probe(FIELD, "up", "kept", [item], CONTEXT).decision == "match"
+    bare = core.upgrade_templates(ADMIN, "bare", "face-second")
+    assert bare.needs_recapture == ["hash-only"] and bare.templated == 0
+
+
+def test_reference_and_probe_images_are_kept_by_policy(
+    core: BioMatch, grace_hopper: bytes
+) -> None:
+    keeps = GalleryPolicy.model_validate({**OPEN_POLICY, "probe_retention_hours": 1})
+    core.create_gallery(SYSTEM, "kept", policy=keeps)
+    enrolled = core.enrol(ENROLLER, "kept", "p", [grace_hopper])
+    sample = enrolled.samples[0]
+    assert sample.image_kept
+    assert core.reference_image(REVIEWER, "kept", "p", sample.sample_id) == grace_hopper
+    with pytest.raises(Forbidden):
+        core.reference_image(FIELD, "kept", "p", sample.sample_id)
+    found = core.identify(FIELD, "kept", grace_hopper, CONTEXT)
+    assert core.probe_image(REVIEWER, found.encounter_id, 1) == grace_hopper
+    with pytest.raises(ImageNotKept):
+        core.probe_image(REVIEWER, found.encounter_id, 2)
+    core.erase_subject(ADMIN, "kept", "p")
+    core.enrol(ENROLLER, "kept", "p2", [grace_hopper])
+    with pytest.raises(Exception, match="no subject"):
+        core.reference_image(REVIEWER, "kept", "p", sample.sample_id)
+
+
+def test_a_command_that_needs_no_model_loads_none(tmp_path: Any) -> None:
+    core = BioMatch(settings_for_tests(tmp_path))
+    core.verify_audit(Principal(None, "a", Role.AUDITOR))
+    assert core._plugins == {}
+    core.close()
