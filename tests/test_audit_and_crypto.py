@@ -11,7 +11,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from biomatch.accountability.crypto import MasterKey, write_key_file
-from biomatch.accountability.principal import SYSTEM
+from biomatch.accountability.principal import SYSTEM, Principal
 from biomatch.accountability.roles import Role
 from biomatch.cli import app
 from biomatch.errors import CryptoError
@@ -118,12 +118,16 @@ def test_database_file_holds_no_plaintext_template_or_image(
 def test_data_key_rotation_keeps_records_readable(tmp_path: Path, grace_hopper: bytes) -> None:
     core, field = populated(tmp_path, grace_hopper)
     before = core.identify(field, "g", grace_hopper, CONTEXT).candidates[0].score
-    assert core.rotate_data_keys() == 2 + 1  # one template, two kept probes
+    # one template, two kept probes, one kept reference image
+    assert core.rotate_data_keys() == 1 + 2 + 1
     with core.db.engine.begin() as connection:
         versions = connection.execute(text("SELECT version FROM gallery_keys")).scalars().all()
     assert versions == [2]  # the old data key is destroyed
     core.rebuild_indexes()
     assert core.identify(field, "g", grace_hopper, CONTEXT).candidates[0].score == before
+    reviewer = Principal(None, "rui", Role.REVIEWER)
+    sample = core.get_subject(reviewer, "g", "hopper").samples[0].sample_id
+    assert core.reference_image(reviewer, "g", "hopper", sample) == grace_hopper
 
 
 def test_master_key_rotation_and_wrong_key(tmp_path: Path, grace_hopper: bytes) -> None:

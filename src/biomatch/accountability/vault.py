@@ -100,6 +100,13 @@ class Vault:
             self._keys[(gallery_id, version)] = key
         return version
 
+    def check_master(self, session: Session) -> None:
+        """Fail fast (``CryptoError``) where the configured master key does not unwrap the
+        stored data keys: one key is unwrapped, no record is decrypted."""
+        record = session.scalars(select(GalleryKey).limit(1)).first()
+        if record is not None:
+            self._unwrap(record)
+
     def _unwrap(self, record: GalleryKey) -> bytes:
         if record.master_key_id != self.master.key_id:
             raise CryptoError(

@@ -52,6 +52,8 @@ class CoreState:
         self.vault = Vault(
             load_master_key(settings.resolved_master_key_file, settings.master_key_env)
         )
+        with self.db.transaction() as session:
+            self.vault.check_master(session)
         self.audit = AuditLog(
             CheckpointSigner.from_file(settings.resolved_audit_key_file),
             settings.audit_checkpoint_every,
