@@ -136,7 +136,7 @@ def test_identify_fused_ranks_the_subject_first(client: TestClient) -> None:
         f"/v1/encounters/{body['encounter_id']}", headers=H["field_operator"]
     ).json()
     assert encounter["score_threshold"] is None  # two items fused: no one score threshold
-    assert [c["subject_id"] for c in encounter["candidates"]][0] == "bob"
+    assert encounter["candidates"][0]["subject_id"] == "bob"
 
 
 def test_malformed_multi_finger_requests_are_422(client: TestClient) -> None:

@@ -144,9 +144,7 @@ def test_upgrade_templates_the_kept_images_and_is_resumable(
     assert bare.needs_recapture == ["hash-only"] and bare.templated == 0
 
 
-def test_reference_and_probe_images_are_kept_by_policy(
-    core: BioMatch, grace_hopper: bytes
-) -> None:
+def test_reference_and_probe_images_are_kept_by_policy(core: BioMatch, grace_hopper: bytes) -> None:
     keeps = GalleryPolicy.model_validate({**OPEN_POLICY, "probe_retention_hours": 1})
     core.create_gallery(SYSTEM, "kept", policy=keeps)
     enrolled = core.enrol(ENROLLER, "kept", "p", [grace_hopper])

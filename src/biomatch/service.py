@@ -16,9 +16,7 @@ from biomatch.core.search import ProbeItem, SearchAPI
 from biomatch.core.state import DEFAULT_MODALITY
 
 
-class BioMatch(
-    OperatorsAPI, GalleriesAPI, ReferencesAPI, SearchAPI, InterchangeAPI, OversightAPI
-):
+class BioMatch(OperatorsAPI, GalleriesAPI, ReferencesAPI, SearchAPI, InterchangeAPI, OversightAPI):
     """Open it with ``BioMatch(Settings())``; close it with ``close()``."""
 
 

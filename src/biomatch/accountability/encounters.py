@@ -23,7 +23,6 @@ from biomatch.results import (
 )
 from biomatch.store.models import Adjudication, Encounter, Gallery
 
-
 _PACK_MAGIC = b"BMP1"
 
 

@@ -103,9 +103,7 @@ async def identify_fused(
 ) -> IdentificationOut:
     """1:N with one to four fingers and/or a face; candidates ranked by fused FMR."""
     items = await _probe(core, fingers, finger_positions, face)
-    return await run_in_threadpool(
-        core.identify_probe, actor, gallery, items, context, top_k=top_k
-    )
+    return await run_in_threadpool(core.identify_probe, actor, gallery, items, context, top_k=top_k)
 
 
 async def _probe(

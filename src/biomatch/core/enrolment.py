@@ -34,7 +34,6 @@ from biomatch.store import Gallery, Sample, Subject, Template
 from biomatch.store import repository as repo
 from biomatch.store.models import Consent, OptOut
 
-
 MAX_ENROLLED_POSITIONS = 10
 
 
@@ -145,8 +144,7 @@ class EnrolmentAPI(CoreState):
                 )
                 keep = GalleryPolicy.model_validate(record.policy).keep_reference_images
                 stored = [
-                    self._store_sample(session, record, subject, sample, keep)
-                    for sample in samples
+                    self._store_sample(session, record, subject, sample, keep) for sample in samples
                 ]
                 if consent is not None:
                     session.add(_consent(subject, consent, actor))

@@ -154,7 +154,6 @@ class ReferencesAPI(EnrolmentAPI):
         self.indexes.added(gallery_id, revision, [indexed])
         return True
 
-
     def _position_of_sample(self, session: Session, gallery_id: int, sample: Sample) -> int:
         """The position (finger code) its first template carries, read by that model."""
         first = session.scalars(
@@ -163,7 +162,9 @@ class ReferencesAPI(EnrolmentAPI):
         reader = self.plugin_for_key(first.model_key) if first is not None else None
         if first is None or reader is None:
             return 0
-        return reader.position_of(self._open_template(session, gallery_id, first.model_key, first.data))
+        return reader.position_of(
+            self._open_template(session, gallery_id, first.model_key, first.data)
+        )
 
 
 def _samples_of(

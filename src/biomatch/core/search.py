@@ -331,9 +331,7 @@ class SearchAPI(CoreState):
             return sample
         return sample.with_template(plugin.with_position(sample.template, item.position))
 
-    def _shortlist(
-        self, gallery: GalleryRef, samples: list[_ProbeSample], top_k: int
-    ) -> list[int]:
+    def _shortlist(self, gallery: GalleryRef, samples: list[_ProbeSample], top_k: int) -> list[int]:
         shortlist: set[int] = set()
         for probe in samples:
             width = max(top_k, probe.plugin.shortlist_subjects)

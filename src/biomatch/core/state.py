@@ -15,8 +15,8 @@ from biomatch.accountability.crypto import load_master_key
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.ratelimit import RateLimiter
 from biomatch.accountability.vault import Vault
-from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
 from biomatch.config import Settings
+from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
 from biomatch.errors import (
     InvalidRequest,
     OptedOut,

@@ -88,9 +88,7 @@ def gallery_model_keys(session: Session, gallery_id: int) -> list[str]:
     return sorted(rows)
 
 
-def count_templates(
-    session: Session, subject_ids: Sequence[int], model_keys: Sequence[str]
-) -> int:
+def count_templates(session: Session, subject_ids: Sequence[int], model_keys: Sequence[str]) -> int:
     if not model_keys:
         return 0
     count = session.scalar(
