@@ -160,12 +160,36 @@ def test_one_bad_image_rejects_the_whole_enrolment(client: TestClient) -> None:
 
 
 def test_primary_face_on_request(client: TestClient) -> None:
+    image = photo("two_people.jpg")
+    refused = client.post(
+        "/v1/galleries/staff/identify",
+        data=SEARCH,
+        files={"image": ("p.jpg", image, "image/jpeg")},
+    )
+    assert refused.status_code == 422 and error_code(refused) == "quality_rejected"
+    reasons = refused.json()["error"]["details"]["reasons"]
+    assert [r["name"] for r in reasons] == ["face_count"] and reasons[0]["score"] >= 2
     response = client.post(
         "/v1/galleries/staff/identify",
         data={"primary_only": "true", **SEARCH},
-        files={"image": ("p.jpg", photo("two_people.jpg"), "image/jpeg")},
+        files={"image": ("p.jpg", image, "image/jpeg")},
     )
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
+    quality = response.json()["probe_quality"][0]
+    count = next(c for c in quality["checks"] if c["name"] == "face_count")
+    assert count["passed"] and count["score"] >= 2
+    # The face used is the one nearest the image centre, as the detector ranks them.
+    import numpy as np
+
+    from biomatch.imaging import decode_image
+
+    core = client.app.state.core  # type: ignore[attr-defined]
+    pixels = decode_image(image, max_bytes=10**8, max_pixels=10**8, min_side=1)
+    boxes = core.modality("face")._detector.detect(pixels)
+    centre = (pixels.shape[1] / 2, pixels.shape[0] / 2)
+    nearest = min(boxes, key=lambda b: b.centre_distance(*centre))
+    assert len(boxes) >= 2 and tuple(quality["region"]) == nearest.as_tuple()
+    assert np.isfinite(response.json()["candidates"][0]["estimated_fmr"])
 
 
 @pytest.mark.parametrize(
