@@ -462,7 +462,19 @@ def test_rate_limit_per_operator(tmp_path: Any, grace_hopper_module: bytes) -> N
 
 
 def test_audit_log_records_every_change_and_search(world: World) -> None:
+    # Each action it checks for is made here, so the test holds whatever ran before it.
+    before = world.call("auditor", "GET", "/v1/audit", params={"limit": 10000}).json()
+    world.core.create_operator(_core_admin(world), unique("logged"), Role.AUDITOR)
+    world.post("admin", "/v1/galleries", json={"name": unique("lg"), "policy": OPEN_POLICY})
+    erased = world.throwaway()  # type: ignore[attr-defined]
+    world.call("admin", "DELETE", f"/v1/galleries/g/subjects/{erased}")
+    world.search("g", "verify")
+    path = f"/v1/encounters/{world.fresh_encounter()}/adjudications"  # type: ignore[attr-defined]
+    verdict = {"subject_id": "hopper", "decision": "inconclusive", "reason": "audit test"}
+    world.post("reviewer", path, json=verdict)
     log = world.call("auditor", "GET", "/v1/audit", params={"limit": 10000}).json()
+    assert log[: len(before)] == before  # appended to, never rewritten
+    log = log[len(before) :]
     actions = {entry["action"] for entry in log}
     assert {
         "operator.create",
