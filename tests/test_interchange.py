@@ -35,7 +35,7 @@ def core(tmp_path_factory: pytest.TempPathFactory) -> BioMatch:
     settings = settings_for_tests(tmp_path_factory.mktemp("data"))
     core = BioMatch(settings, modalities=("finger",))
     core.create_gallery(SYSTEM, "g", policy=GalleryPolicy.model_validate(OPEN_POLICY))
-    core.enrol_fingers(ENROLLER, "g", "decoy", [(1, image("106_1"))])
+    core.enrol_positions(ENROLLER, "g", "decoy", [(1, image("106_1"))], "finger")
     return core
 
 
@@ -66,7 +66,9 @@ def test_an_imported_record_is_found_by_a_live_capture(core: BioMatch) -> None:
 
 
 def test_export_then_import_keeps_the_subject_searchable(core: BioMatch) -> None:
-    core.enrol_fingers(ENROLLER, "g", "exported", [(2, image("107_1")), (7, image("108_1"))])
+    core.enrol_positions(
+        ENROLLER, "g", "exported", [(2, image("107_1")), (7, image("108_1"))], "finger"
+    )
     for version in ("2005", "2011"):
         record = core.export_iso19794(ENROLLER, "g", "exported", version)
         views = iso19794.decode(record)

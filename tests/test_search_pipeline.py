@@ -83,7 +83,9 @@ def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BioMatch]:
 def contact_gallery(core: BioMatch) -> BioMatch:
     shared_file(FVC2002)
     for finger in (101, 102, 103):
-        core.enrol_fingers(ENROLLER, "g", f"f{finger}", [(2, impression(f"{finger}_1"))])
+        core.enrol_positions(
+            ENROLLER, "g", f"f{finger}", [(2, impression(f"{finger}_1"))], "finger"
+        )
     return core
 
 

@@ -56,11 +56,12 @@ async def enrol_fingers(
     items = await _finger_items(core, fingers, finger_positions)
     pairs = [(item.position, item.image) for item in items]
     return await run_in_threadpool(
-        core.enrol_fingers,
+        core.enrol_positions,
         actor,
         gallery,
         subject_id,
         pairs,
+        "finger",
         add_to_existing=add_to_existing,
         consent=consent,
     )

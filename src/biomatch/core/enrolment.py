@@ -98,27 +98,6 @@ class EnrolmentAPI(CoreState):
             actor, gallery, subject_id, samples, add_to_existing=add_to_existing, consent=consent
         )
 
-    def enrol_fingers(
-        self,
-        actor: Principal,
-        gallery: str,
-        subject_id: str,
-        fingers: Sequence[tuple[int, bytes]],
-        *,
-        add_to_existing: bool = False,
-        consent: ConsentIn | None = None,
-    ) -> EnrolmentOut:
-        """Enrol (finger position, image) pairs (``enrol_positions`` for fingers)."""
-        return self.enrol_positions(
-            actor,
-            gallery,
-            subject_id,
-            fingers,
-            "finger",
-            add_to_existing=add_to_existing,
-            consent=consent,
-        )
-
     def enrol_samples(
         self,
         actor: Principal,

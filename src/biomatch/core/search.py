@@ -112,28 +112,6 @@ class SearchAPI(CoreState):
         item = ProbeItem(modality, image, primary_only=primary_only)
         return self.identify_probe(actor, gallery, [item], context, top_k=top_k)
 
-    def verify_fused(
-        self,
-        actor: Principal,
-        gallery: str,
-        subject_id: str,
-        probe: Sequence[ProbeItem],
-        context: SearchContext,
-    ) -> VerificationOut:
-        """The name multi-item 1:1 had before every search became one path."""
-        return self.verify_probe(actor, gallery, subject_id, probe, context)
-
-    def identify_fused(
-        self,
-        actor: Principal,
-        gallery: str,
-        probe: Sequence[ProbeItem],
-        context: SearchContext,
-        top_k: int = 10,
-    ) -> IdentificationOut:
-        """The name multi-item 1:N had before every search became one path."""
-        return self.identify_probe(actor, gallery, probe, context, top_k=top_k)
-
     def verify_probe(
         self,
         actor: Principal,
