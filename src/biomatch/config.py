@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -172,6 +172,11 @@ class Settings(BaseSettings):
 
     face: FaceConfig = FaceConfig()
     finger: FingerConfig = FingerConfig()
+    plugins: dict[str, dict[str, Any]] = Field(
+        {},
+        description="Configuration sections of other plug-ins, by plug-in name (JSON in "
+        "BIOMATCH_PLUGINS); each plug-in validates its own section.",
+    )
     index: IndexConfig = IndexConfig()
 
     purposes: list[str] = Field(
