@@ -18,6 +18,7 @@ from biomatch.modalities import Modality
 from biomatch.results import TemplateUpgradeOut
 from biomatch.store import Gallery, Sample, Subject, Template
 from biomatch.store import repository as repo
+from biomatch.store.changes import record_changes
 
 Progress = Callable[[int, int], None]
 
@@ -149,7 +150,7 @@ class ReferencesAPI(EnrolmentAPI):
             )
             session.add(row)
             session.flush()
-            revision = repo.bump_revision(session, gallery_id)
+            revision = record_changes(session, gallery_id, added=[(row.id, sample.subject_id, key)])
             indexed = IndexedTemplate(row.id, sample.subject_id, key, plugin.index_vector(template))
         self.indexes.added(gallery_id, revision, [indexed])
         return True
