@@ -1,4 +1,12 @@
-"""The core's 1:N indexes, kept in step with the store (one per gallery and model)."""
+"""The core's 1:N indexes, kept in step with the store (one per gallery and model).
+
+Each index is labelled with the gallery revision it reflects. ``catch_up`` brings it to the
+revision a search read: a missing index loads in full, an older one applies the change feed
+(``store/changes``) since its revision, decrypting only the templates added in the gap, and
+one at or beyond the revision is left alone. Only where the feed cannot cover the gap
+(pruned, or a write that bypassed it) is the index rebuilt. No lock wider than one
+(gallery, model) is held while loading, so other galleries' searches never wait.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,11 @@ import numpy as np
 
 from biomatch.accountability.vault import Vault
 from biomatch.config import IndexConfig
-from biomatch.index import IndexRegistry, SearchHit
+from biomatch.index import Delta, IndexRegistry, SearchHit
 from biomatch.modalities import Modality
 from biomatch.store import Database
 from biomatch.store import repository as repo
+from biomatch.store.changes import ADD, REMOVE, changes_since, templates_by_id
 
 
 @dataclass(frozen=True)
@@ -28,16 +37,18 @@ class GalleryIndexes:
         self._vault = vault
         self._registry = IndexRegistry(config)
 
-    def catch_up(self, gallery_id: int, revision: int, model_key: str, plugin: Modality) -> None:
-        """Bring the index of (gallery, model) to the store's ``revision``."""
+    def catch_up(self, gallery_id: int, revision: int, model_key: str, plugin: Modality) -> str:
+        """Bring the index of (gallery, model) to at least the store's ``revision``; returns
+        what it took: ``"current"``, ``"caught_up"`` (change feed) or ``"loaded"`` (full)."""
+        context = f"template:{model_key}"
 
         def load() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            # Read after ``revision`` was: the data is at least that new, and the feed
+            # replays idempotently over anything newer.
             with self._db.transaction() as session:
                 rows = repo.gallery_templates(session, gallery_id, model_key)
                 vectors = [
-                    plugin.index_vector(
-                        self._vault.open(session, gallery_id, data, f"template:{model_key}")
-                    )
+                    plugin.index_vector(self._vault.open(session, gallery_id, data, context))
                     for _, _, data in rows
                 ]
             return (
@@ -46,10 +57,31 @@ class GalleryIndexes:
                 np.stack(vectors) if vectors else np.empty((0, plugin.info.dimensions)),
             )
 
-        self._registry.sync(gallery_id, model_key, plugin.info.dimensions, revision, load)
+        def changes(since: int) -> Delta | None:
+            with self._db.transaction() as session:
+                feed = changes_since(session, gallery_id, since, model_key)
+                if not feed.complete:
+                    return None
+                removed = sorted({c.template_id for c in feed.changes if c.op == REMOVE})
+                last: dict[int, str] = {}
+                for change in feed.changes:
+                    last[change.template_id] = change.op
+                wanted = [t for t, op in last.items() if op == ADD]
+                # A template removed after the feed was read is gone: its removal comes
+                # with the next catch-up.
+                added = [
+                    (t, s, plugin.index_vector(self._vault.open(session, gallery_id, d, context)))
+                    for t, s, d in templates_by_id(session, gallery_id, model_key, wanted)
+                ]
+            return Delta(feed.revision, added, removed)
+
+        return self._registry.sync(
+            gallery_id, model_key, plugin.info.dimensions, revision, load, changes
+        )
 
     def added(self, gallery_id: int, revision: int, rows: list[IndexedTemplate]) -> None:
-        """Templates written at ``revision``."""
+        """Templates this process wrote at ``revision``: applied in place where the index is
+        in step, otherwise left to the next ``catch_up``."""
         for model_key in {row.model_key for row in rows}:
             self._registry.apply_added(
                 gallery_id,
@@ -59,7 +91,7 @@ class GalleryIndexes:
             )
 
     def removed(self, gallery_id: int, revision: int, rows: list[tuple[int, str]]) -> None:
-        """(template id, model key) of templates deleted at ``revision``."""
+        """(template id, model key) of templates this process deleted at ``revision``."""
         for model_key in {key for _, key in rows}:
             ids = [template_id for template_id, key in rows if key == model_key]
             self._registry.apply_removed(gallery_id, model_key, revision, ids)
@@ -71,3 +103,7 @@ class GalleryIndexes:
 
     def subject_count(self, gallery_id: int, model_key: str) -> int:
         return self._registry.subject_count(gallery_id, model_key)
+
+    def revision(self, gallery_id: int, model_key: str) -> int | None:
+        """The revision the index of (gallery, model) reflects; None where none is loaded."""
+        return self._registry.revision(gallery_id, model_key)

@@ -1,10 +1,25 @@
-"""One in-memory index per (gallery, model), kept in step with the store's revision."""
+"""In-memory indexes, one per (gallery, model), each labelled with the store revision it
+reflects.
+
+Locking: the registry-wide lock only guards the table of slots (a dict lookup). Each slot
+has a build lock (one catch-up, load or in-place write at a time for that gallery and
+model) and an entry lock (held while the index is searched or mutated). A full load builds
+the new index under the build lock alone, so searches of other galleries never wait for it,
+and searches of the same gallery only wait for the swap.
+
+Revisions only move forward: ``sync`` does nothing when the index is at or beyond the
+revision asked for (a stale read never rebuilds a newer index); an older index applies what
+changed since its revision where a ``changes`` source can say, and is rebuilt only when the
+source cannot cover the gap. Additions and removals are idempotent (an added id already
+present is skipped, a removed id absent is ignored), so a snapshot that is newer than its
+label and a replayed change never leave duplicates behind.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +33,22 @@ from biomatch.index.subjects import search_subjects
 Loader = Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
+@dataclass(frozen=True)
+class Delta:
+    """What changed after an index's revision, up to ``revision``: template ids removed in
+    the gap (applied first) and (template id, subject id, vector) of those present at the end."""
+
+    revision: int
+    added: Sequence[tuple[int, int, np.ndarray]] = ()
+    removed: Sequence[int] = ()
+
+
+# changes(since revision) -> Delta, or None when the source cannot cover the gap.
+ChangeSource = Callable[[int], Delta | None]
+
+CURRENT, CAUGHT_UP, LOADED = "current", "caught_up", "loaded"
+
+
 @dataclass
 class _GalleryIndex:
     index: VectorIndex
@@ -25,42 +56,79 @@ class _GalleryIndex:
     subject_of: dict[int, int] = field(default_factory=dict)
     templates_per_subject: Counter[int] = field(default_factory=Counter)
 
-    def track(self, template_id: int, subject_id: int) -> None:
-        self.subject_of[template_id] = subject_id
-        self.templates_per_subject[subject_id] += 1
+    def add(self, rows: Sequence[tuple[int, int, np.ndarray]]) -> None:
+        fresh: dict[int, tuple[int, np.ndarray]] = {}
+        for template_id, subject_id, vector in rows:
+            if template_id not in self.subject_of:
+                fresh[template_id] = (subject_id, vector)
+        if not fresh:
+            return
+        self.index.add(
+            np.fromiter(fresh, dtype=np.int64, count=len(fresh)),
+            np.stack([vector for _, vector in fresh.values()]),
+        )
+        for template_id, (subject_id, _) in fresh.items():
+            self.subject_of[template_id] = subject_id
+            self.templates_per_subject[subject_id] += 1
 
-    def forget(self, template_id: int) -> None:
-        subject_id = self.subject_of.pop(template_id, None)
-        if subject_id is not None:
+    def remove(self, template_ids: Sequence[int]) -> None:
+        present = sorted({t for t in template_ids if t in self.subject_of})
+        if not present:
+            return
+        self.index.remove(np.array(present, dtype=np.int64))
+        for template_id in present:
+            subject_id = self.subject_of.pop(template_id)
             self.templates_per_subject[subject_id] -= 1
             if self.templates_per_subject[subject_id] <= 0:
                 del self.templates_per_subject[subject_id]
 
 
+@dataclass
+class _Slot:
+    build: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    entry: _GalleryIndex | None = None
+
+
 class IndexRegistry:
     def __init__(self, config: IndexConfig) -> None:
         self._config = config
-        self._indexes: dict[tuple[int, str], _GalleryIndex] = {}
-        self._lock = threading.RLock()
+        self._slots: dict[tuple[int, str], _Slot] = {}
+        self._lock = threading.Lock()
 
     def sync(
-        self, gallery_id: int, model_key: str, dimensions: int, revision: int, load: Loader
-    ) -> None:
-        """Rebuild the index from the store unless it is already at ``revision``."""
-        with self._lock:
-            current = self._indexes.get((gallery_id, model_key))
-            if current is not None and current.revision == revision:
-                return
+        self,
+        gallery_id: int,
+        model_key: str,
+        dimensions: int,
+        revision: int,
+        load: Loader,
+        changes: ChangeSource | None = None,
+    ) -> str:
+        """Bring the index to at least ``revision``: nothing if it is there already
+        (``"current"``), the changes since its revision where ``changes`` covers them
+        (``"caught_up"``), else a full load (``"loaded"``)."""
+        slot = self._slot(gallery_id, model_key)
+        if _at_least(slot.entry, revision):
+            return CURRENT
+        with slot.build:
+            entry = slot.entry
+            if _at_least(entry, revision):
+                return CURRENT
+            if entry is not None and changes is not None:
+                delta = changes(entry.revision)
+                if delta is not None:
+                    with slot.lock:
+                        entry.remove(delta.removed)
+                        entry.add(delta.added)
+                        entry.revision = max(entry.revision, delta.revision, revision)
+                    return CAUGHT_UP
             template_ids, subject_ids, vectors = load()
-            index = create_index(dimensions, self._config)
-            if len(template_ids):
-                index.add(template_ids, vectors)
-            entry = _GalleryIndex(index, revision)
-            for template_id, subject_id in zip(
-                template_ids.tolist(), subject_ids.tolist(), strict=True
-            ):
-                entry.track(template_id, subject_id)
-            self._indexes[(gallery_id, model_key)] = entry
+            fresh = _GalleryIndex(create_index(dimensions, self._config), revision)
+            fresh.add(list(zip(template_ids.tolist(), subject_ids.tolist(), vectors, strict=True)))
+            with slot.lock:
+                slot.entry = fresh
+            return LOADED
 
     def apply_added(
         self,
@@ -69,56 +137,81 @@ class IndexRegistry:
         revision: int,
         additions: list[tuple[int, int, np.ndarray]],
     ) -> bool:
-        """Add (template id, subject id, vector) rows made at ``revision``; False if the
-        index is missing or was not at ``revision - 1`` (then the next ``sync`` rebuilds)."""
-        with self._lock:
-            entry = self._in_step(gallery_id, model_key, revision)
-            if entry is None:
-                return False
-            entry.index.add(
-                np.array([row[0] for row in additions]), np.stack([row[2] for row in additions])
-            )
-            for template_id, subject_id, _ in additions:
-                entry.track(template_id, subject_id)
-            entry.revision = revision
-            return True
+        """Add (template id, subject id, vector) rows this process wrote at ``revision``,
+        where the index is at ``revision - 1``. False otherwise (missing, behind: the next
+        ``sync`` catches up; already there: nothing to do) or while the index is being
+        caught up by another thread (which the next ``sync`` completes)."""
+        return self._apply_in_step(
+            gallery_id, model_key, revision, lambda entry: entry.add(additions)
+        )
 
     def apply_removed(
         self, gallery_id: int, model_key: str, revision: int, template_ids: list[int]
     ) -> bool:
-        with self._lock:
-            entry = self._in_step(gallery_id, model_key, revision)
-            if entry is None:
-                return False
-            entry.index.remove(np.array(template_ids, dtype=np.int64))
-            for template_id in template_ids:
-                entry.forget(template_id)
-            entry.revision = revision
-            return True
+        return self._apply_in_step(
+            gallery_id, model_key, revision, lambda entry: entry.remove(template_ids)
+        )
 
     def search_subjects(
         self, gallery_id: int, model_key: str, vector: np.ndarray, subjects: int
     ) -> list[tuple[int, SearchHit]]:
         """Best hit of each of the top ``subjects`` subjects, as (subject id, hit)."""
-        with self._lock:
-            entry = self._indexes.get((gallery_id, model_key))
+        slot = self._existing(gallery_id, model_key)
+        if slot is None:
+            return []
+        with slot.lock:
+            entry = slot.entry
             if entry is None:
                 return []
             return search_subjects(entry.index, entry.subject_of, vector, subjects)
 
     def subject_count(self, gallery_id: int, model_key: str) -> int:
-        with self._lock:
-            entry = self._indexes.get((gallery_id, model_key))
-            return 0 if entry is None else len(entry.templates_per_subject)
+        slot = self._existing(gallery_id, model_key)
+        if slot is None:
+            return 0
+        with slot.lock:
+            return 0 if slot.entry is None else len(slot.entry.templates_per_subject)
+
+    def revision(self, gallery_id: int, model_key: str) -> int | None:
+        """The store revision the index reflects; None where there is no index."""
+        slot = self._existing(gallery_id, model_key)
+        entry = None if slot is None else slot.entry
+        return None if entry is None else entry.revision
 
     def drop_gallery(self, gallery_id: int) -> None:
         with self._lock:
-            for key in [key for key in self._indexes if key[0] == gallery_id]:
-                del self._indexes[key]
+            for key in [key for key in self._slots if key[0] == gallery_id]:
+                del self._slots[key]
 
-    def _in_step(self, gallery_id: int, model_key: str, revision: int) -> _GalleryIndex | None:
-        entry = self._indexes.get((gallery_id, model_key))
-        if entry is None or entry.revision != revision - 1:
-            self._indexes.pop((gallery_id, model_key), None)
-            return None
-        return entry
+    def _apply_in_step(
+        self,
+        gallery_id: int,
+        model_key: str,
+        revision: int,
+        change: Callable[[_GalleryIndex], None],
+    ) -> bool:
+        slot = self._existing(gallery_id, model_key)
+        if slot is None or not slot.build.acquire(blocking=False):
+            return False
+        try:
+            entry = slot.entry
+            if entry is None or entry.revision != revision - 1:
+                return False
+            with slot.lock:
+                change(entry)
+                entry.revision = revision
+            return True
+        finally:
+            slot.build.release()
+
+    def _slot(self, gallery_id: int, model_key: str) -> _Slot:
+        with self._lock:
+            return self._slots.setdefault((gallery_id, model_key), _Slot())
+
+    def _existing(self, gallery_id: int, model_key: str) -> _Slot | None:
+        with self._lock:
+            return self._slots.get((gallery_id, model_key))
+
+
+def _at_least(entry: _GalleryIndex | None, revision: int) -> bool:
+    return entry is not None and entry.revision >= revision

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Index, String, delete, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from biomatch.store.models import Base, utcnow
+from biomatch.store.models import Base, Gallery, Template, utcnow
 from biomatch.store.repository import bump_revision
 
 ADD = "add"
@@ -28,9 +28,7 @@ TemplateRef = tuple[int, int, str]
 
 class IndexChange(Base):
     __tablename__ = "index_changes"
-    __table_args__ = (
-        Index("ix_index_changes_gallery_revision", "gallery_id", "revision"),
-    )
+    __table_args__ = (Index("ix_index_changes_gallery_revision", "gallery_id", "revision"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
@@ -89,28 +87,30 @@ def record_changes(
     return revision
 
 
-def changes_since(
-    session: Session, gallery_id: int, revision: int, model_key: str
-) -> ChangeSet:
+def changes_since(session: Session, gallery_id: int, revision: int, model_key: str) -> ChangeSet:
     """The changes of ``model_key`` after ``revision``, in order, up to the gallery's current
     revision."""
-    from biomatch.store.models import Gallery
-
     current = session.scalar(select(Gallery.revision).where(Gallery.id == gallery_id))
     if current is None:
         return ChangeSet(revision, revision, (), False)
     if current <= revision:
         return ChangeSet(revision, current, (), True)
-    # Every revision in (revision, current] leaves at least one row (for some model) unless
-    # it was pruned or written by code that predates the feed: the oldest row tells.
-    oldest = session.scalar(
-        select(func.min(IndexChange.revision)).where(
-            IndexChange.gallery_id == gallery_id, IndexChange.revision > revision
+    # Every revision leaves at least one row (for some model) unless the feed was pruned
+    # or the revision was written without the feed (before it existed, or by a write that
+    # changed no template): then the feed cannot cover the gap.
+    covered = session.scalar(
+        select(func.count(func.distinct(IndexChange.revision))).where(
+            IndexChange.gallery_id == gallery_id,
+            IndexChange.revision > revision,
+            IndexChange.revision <= current,
         )
     )
-    complete = oldest is not None and oldest == revision + 1
+    if covered != current - revision:
+        return ChangeSet(revision, current, (), False)
     rows = session.execute(
-        select(IndexChange.revision, IndexChange.template_id, IndexChange.subject_id, IndexChange.op)
+        select(
+            IndexChange.revision, IndexChange.template_id, IndexChange.subject_id, IndexChange.op
+        )
         .where(
             IndexChange.gallery_id == gallery_id,
             IndexChange.model_key == model_key,
@@ -119,8 +119,28 @@ def changes_since(
         )
         .order_by(IndexChange.revision, IndexChange.id)
     )
-    changes = [Change(r, t, s, o) for r, t, s, o in rows]
-    return ChangeSet(revision, current, changes, complete)
+    return ChangeSet(revision, current, [Change(r, t, s, o) for r, t, s, o in rows], True)
+
+
+def templates_by_id(
+    session: Session, gallery_id: int, model_key: str, template_ids: Sequence[int]
+) -> list[tuple[int, int, bytes]]:
+    """(template id, subject id, sealed data) of those of the given templates that still
+    exist, in id order."""
+    found: list[tuple[int, int, bytes]] = []
+    ids = sorted(set(template_ids))
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Template.id, Template.subject_id, Template.data)
+            .where(
+                Template.gallery_id == gallery_id,
+                Template.model_key == model_key,
+                Template.id.in_(ids[start : start + 500]),
+            )
+            .order_by(Template.id)
+        )
+        found += [(t, s, d) for t, s, d in rows]
+    return found
 
 
 def prune_changes(session: Session, gallery_id: int, before_revision: int) -> int:
@@ -130,4 +150,4 @@ def prune_changes(session: Session, gallery_id: int, before_revision: int) -> in
             IndexChange.gallery_id == gallery_id, IndexChange.revision <= before_revision
         )
     )
-    return result.rowcount or 0
+    return int(getattr(result, "rowcount", 0) or 0)
