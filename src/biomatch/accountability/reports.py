@@ -38,7 +38,9 @@ def audit_csv(entries: list[AuditEntryOut]) -> str:
 
 def transparency(session: Session) -> dict[str, Any]:
     """Searches by purpose, gallery and outcome; adjudication rate; deletions."""
-    names = dict(session.execute(select(Gallery.id, Gallery.name)).tuples().all())
+    names: dict[int, str] = {
+        gid: name for gid, name in session.execute(select(Gallery.id, Gallery.name))
+    }
     encounters = session.scalars(select(Encounter)).all()
     identify = [e for e in encounters if e.kind == "identify"]
     adjudicated = [e for e in identify if e.adjudications]
