@@ -32,6 +32,7 @@ from biomatch.results import (
 )
 from biomatch.store import Gallery, Sample, Subject, Template
 from biomatch.store import repository as repo
+from biomatch.store.changes import record_changes
 from biomatch.store.models import Consent, OptOut
 
 MAX_ENROLLED_POSITIONS = 10
@@ -128,7 +129,9 @@ class EnrolmentAPI(CoreState):
                 if consent is not None:
                     session.add(_consent(subject, consent, actor))
                 session.flush()
-                revision = repo.bump_revision(session, record.id)
+                revision = record_changes(
+                    session, record.id, added=[(t.id, subject.id, t.model_key) for _, t in stored]
+                )
                 self.audit.append(
                     session,
                     actor,

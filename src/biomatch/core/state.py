@@ -26,6 +26,7 @@ from biomatch.extraction import extract as extract_with
 from biomatch.modalities import Modality, available_plugins, load_modality
 from biomatch.store import Database, Gallery, Subject, Template
 from biomatch.store import repository as repo
+from biomatch.store.changes import record_changes
 from biomatch.store.models import OptOut
 
 DEFAULT_MODALITY = "face"
@@ -164,7 +165,9 @@ class CoreState:
         deleted = len(subject.samples)
         session.delete(subject)
         session.flush()
-        revision = repo.bump_revision(session, gallery.id)
+        revision = record_changes(
+            session, gallery.id, removed=[(t_id, subject.id, key) for t_id, key in removed]
+        )
         self.indexes.removed(gallery.id, revision, [(t_id, key) for t_id, key in removed])
         return deleted
 
