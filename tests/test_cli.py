@@ -203,3 +203,53 @@ def test_fingers_from_the_cli(data_dir: str) -> None:
     )
     assert code == 0, err
     assert json.loads(out)["decision"] == "match"
+
+
+def test_db_upgrade_then_templates_upgrade(
+    tmp_path: Path, data_dir: str, grace_hopper: bytes
+) -> None:
+    import sqlite3
+
+    code, _, err = run("db", "upgrade", "--data-dir", data_dir)
+    assert code == 0, err
+    from alembic.script import ScriptDirectory
+
+    from biomatch.store.database import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    with sqlite3.connect(Path(data_dir) / "biomatch.sqlite3") as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+    admin, enroller = token(data_dir, "ada", "admin"), token(data_dir, "eve", "enroller")
+    code, _, err = run("gallery", "create", "g", "--token", admin, "--data-dir", data_dir)
+    assert code == 0, err
+    photo = tmp_path / "hopper.jpg"
+    photo.write_bytes(grace_hopper)
+    code, _, err = run(
+        "enrol", "g", "hopper", str(photo), "--token", enroller, "--data-dir", data_dir
+    )
+    assert code == 0, err
+    upgrade = ("templates", "upgrade", "g", "--model", "face-sface", "--data-dir", data_dir)
+    code, out, err = run(*upgrade, "--token", enroller)
+    assert code == 2 and "forbidden" in err  # an admin's job
+    code, out, err = run(*upgrade, "--token", admin)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["templated"], result["already_templated"], result["needs_recapture"]) == (
+        1,
+        0,
+        [],
+    )
+    code, out, _ = run(*upgrade, "--token", admin)
+    assert json.loads(out)["already_templated"] == 1  # resumable: nothing done twice
+    code, _, err = run(
+        "templates",
+        "upgrade",
+        "nosuch",
+        "--model",
+        "face",
+        "--token",
+        admin,
+        "--data-dir",
+        data_dir,
+    )
+    assert code == 2 and "gallery_not_found" in err

@@ -30,6 +30,8 @@ operator_app = typer.Typer(help="Operators and their API tokens.", no_args_is_he
 encounter_app = typer.Typer(help="Searches and their adjudication.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+templates_app = typer.Typer(help="Templates of kept reference images.", no_args_is_help=True)
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(subject_app, name="subject")
 app.add_typer(eval_app, name="eval")
@@ -37,6 +39,8 @@ app.add_typer(operator_app, name="operator")
 app.add_typer(encounter_app, name="encounter")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.add_typer(templates_app, name="templates")
 
 console = Console(stderr=True)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -135,8 +139,48 @@ def serve(
 
     if data_dir is not None:
         os.environ["BIOMATCH_DATA_DIR"] = str(data_dir)  # read by every worker's Settings()
-    _settings(data_dir).data_dir.mkdir(parents=True, exist_ok=True)
+    _migrate(_settings(data_dir))  # once, before the workers start: they only check
     uvicorn.run("biomatch.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def _migrate(settings: Settings) -> None:
+    from biomatch.store import Database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    try:
+        database.migrate()
+    finally:
+        database.dispose()
+
+
+@db_app.command("upgrade")
+@reports_errors
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Bring the database schema to the newest migration (serve does this at start)."""
+    settings = _settings(data_dir)
+    _migrate(settings)
+    console.print(f"database at the newest schema: {settings.resolved_database_url}")
+
+
+@templates_app.command("upgrade")
+@reports_errors
+def templates_upgrade(
+    gallery: str,
+    model: Annotated[str, typer.Option(help="Plug-in name or model key to template with.")],
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Template the gallery's kept reference images with another model (resumable)."""
+    core, actor = _session(data_dir, token)
+    with tqdm(desc=f"templating {gallery}", unit="sample", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = core.upgrade_templates(actor, gallery, model, progress=progress)
+    _print(result)
 
 
 @gallery_app.command("create")
