@@ -59,30 +59,47 @@ def extract_set(
     )
 
 
-def pair_scores(
-    plugin: Modality, first: FingerSet, second: FingerSet | None = None
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mated and non-mated scores of all pairs within ``first`` (or, with ``second``, of all
-    pairs across the two sets, every one non-mated) and comparisons per second."""
+@dataclass(frozen=True)
+class PairScores:
+    """Scores of all pairs. A mated pair with a failed capture is a false non-match (its
+    score is -inf, ISO/IEC 19795-1); a non-mated pair with one is no impostor score at all
+    and is only counted."""
+
+    genuine: np.ndarray
+    impostor: np.ndarray
+    non_mated_without_template: int
+    comparisons_per_second: float
+
+
+def pair_scores(plugin: Modality, first: FingerSet, second: FingerSet | None = None) -> PairScores:
+    """All pairs within ``first`` (or, with ``second``, all pairs across the two sets, every
+    one non-mated), each compared through the plug-in's ``compare``."""
     genuine: list[float] = []
     impostor: list[float] = []
-    compared = 0
+    unscored = compared = 0
     started = time.perf_counter()
     for i, name in enumerate(first.names):
         others = range(len(second.names)) if second else range(i + 1, len(first.names))
         other = second or first
         references = [other.templates.get(other.names[j]) for j in others]
         scores = _scores(plugin, first.templates.get(name), references)
-        compared += len(references)
+        compared += int(np.isfinite(scores).sum())
         for j, score in zip(others, scores, strict=True):
-            mated = second is None and first.fingers[i] == first.fingers[j]
-            (genuine if mated else impostor).append(float(score))
+            if second is None and first.fingers[i] == first.fingers[j]:
+                genuine.append(float(score))
+            elif np.isfinite(score):
+                impostor.append(float(score))
+            else:
+                unscored += 1
     elapsed = time.perf_counter() - started
-    return np.array(genuine), np.array(impostor), compared / max(elapsed, 1e-9)
+    return PairScores(
+        np.array(genuine), np.array(impostor), unscored, compared / max(elapsed, 1e-9)
+    )
 
 
 def _scores(plugin: Modality, probe: bytes | None, references: list[bytes | None]) -> np.ndarray:
-    out = np.zeros(len(references), dtype=np.float64)
+    """Scores against each reference; -inf where either side has no template."""
+    out = np.full(len(references), -np.inf)
     usable = [k for k, ref in enumerate(references) if ref is not None]
     if probe is None or not usable:
         return out
@@ -95,7 +112,8 @@ def evaluate(
 ) -> dict[str, Any]:
     plugin = load_modality("finger", settings)
     fingers = extract_set(folder, settings, workers, cache)
-    genuine, impostor, rate = pair_scores(plugin, fingers)
+    scored = pair_scores(plugin, fingers)
+    genuine, impostor = scored.genuine, scored.impostor
     eer, eer_threshold = metrics.eer(genuine, impostor)
     timed = np.array(fingers.seconds or [np.nan]) * 1000.0
     return {
@@ -105,7 +123,9 @@ def evaluate(
         "images": len(fingers.names),
         "failures_to_enrol": len(fingers.failures),
         "mated_pairs": int(genuine.size),
+        "mated_pairs_false_non_match_for_failure": int(np.sum(~np.isfinite(genuine))),
         "non_mated_pairs": int(impostor.size),
+        "non_mated_pairs_without_template": scored.non_mated_without_template,
         "eer": eer,
         "eer_threshold": eer_threshold,
         "fmr100": metrics.fvc_fnmr_at_fmr(genuine, impostor, 1e-2),
@@ -115,7 +135,7 @@ def evaluate(
         "extraction_ms_mean": float(timed.mean()),
         "extraction_ms_median": float(np.median(timed)),
         "extraction_workers": workers,
-        "comparisons_per_second_one_core": rate,
+        "comparisons_per_second_one_core": scored.comparisons_per_second,
     }
 
 
@@ -125,8 +145,9 @@ def calibrate(
     """Impostor distribution: non-mated pairs within each set, and every pair across sets."""
     plugin = load_modality("finger", settings)
     sets = [extract_set(folder, settings, workers, cache) for folder in folders]
-    impostor = [pair_scores(plugin, s)[1] for s in sets]
-    impostor += [pair_scores(plugin, a, b)[1] for a, b in itertools.combinations(sets, 2)]
+    # Only real comparisons: a failed capture is never an impostor score.
+    impostor = [pair_scores(plugin, s).impostor for s in sets]
+    impostor += [pair_scores(plugin, a, b).impostor for a, b in itertools.combinations(sets, 2)]
     scores = np.concatenate(impostor)
     source = {
         "datasets": [str(folder) for folder in folders],
