@@ -22,11 +22,11 @@ lint: install
 
 LFW ?= ../shared/data/face/lfw/lfw
 eval-lfw: install
-	$(BIN)/biomatch eval lfw $(LFW) --json reports/lfw_verification.json --cache data/cache/lfw.npz
-	$(BIN)/biomatch eval lfw-identification $(LFW) --json reports/lfw_identification.json --cache data/cache/lfw.npz
+	$(BIN)/biomatch eval lfw $(LFW) --json reports/lfw_verification.json --cache data/cache/lfw.json
+	$(BIN)/biomatch eval lfw-identification $(LFW) --json reports/lfw_identification.json --cache data/cache/lfw.json
 
 calibrate: install
-	$(BIN)/biomatch calibrate $(LFW) --cache data/cache/lfw.npz
+	$(BIN)/biomatch calibrate $(LFW) --cache data/cache/lfw.json
 
 FVC ?= ../shared/data/finger
 eval-fvc: install

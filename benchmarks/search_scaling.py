@@ -1,7 +1,7 @@
 """1:N search as the gallery grows: p50/p99 latency, QPS, memory, recall against exact.
 
     .venv/bin/python benchmarks/search_scaling.py [--sizes 1e3,1e4,1e5,1e6,1e7]
-        [--queries 300] [--threads 2] [--lfw-cache data/cache/lfw.npz] [--json FILE]
+        [--queries 300] [--threads 2] [--lfw-cache data/cache/lfw.json] [--json FILE]
 
 Galleries are synthetic unit vectors shaped like face templates: identities drawn from a
 Gaussian fitted to the LFW templates (mean, between- and within-identity covariance) where
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+LFW_DIR = ROOT.parent / "shared" / "data" / "face" / "lfw" / "lfw"
 DIM = 128
 CHUNK = 1_000_000
 SAMPLES_PER_IDENTITY = 2
@@ -54,13 +55,29 @@ def _root(covariance: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
+def _lfw_templates(cache: Path) -> tuple[list[str], np.ndarray]:
+    """LFW image ids and face templates from the evaluation cache (keyed by image SHA-256),
+    the ids found by hashing the LFW folder."""
+    from biomatch.config import Settings
+    from biomatch.evaluation import dataset, lfw
+
+    plugin = dataset.load_modality("face", Settings())
+    cached = dataset._load_cache(cache, plugin.info.key)
+    ids, rows = [], []
+    for image_id in lfw.all_image_ids(LFW_DIR):
+        entry = cached.get(dataset.file_sha256(lfw.image_path(LFW_DIR, image_id)))
+        if entry is not None:
+            ids.append(image_id)
+            rows.append(plugin.index_vector(entry.template).astype(np.float64))
+    return ids, np.stack(rows)
+
+
 def fitted_shape(cache: Path | None) -> Shape:
     if cache is None or not cache.exists():
         spread = 0.35 / np.sqrt(DIM)  # mated cosine about 0.9, like the face model
         return Shape(np.zeros(DIM), np.eye(DIM) / np.sqrt(DIM), spread * np.eye(DIM), "isotropic")
-    with np.load(cache, allow_pickle=False) as data:
-        ids, vectors = data["ids"], data["vectors"].astype(np.float64)
-    people = np.array([i[:-5] for i in ids.tolist()])
+    ids, vectors = _lfw_templates(cache)
+    people = np.array([i[:-5] for i in ids])
     _, person, counts = np.unique(people, return_inverse=True, return_counts=True)
     sums = np.zeros((counts.size, DIM))
     np.add.at(sums, person, vectors)
@@ -217,7 +234,7 @@ def main() -> None:
     parser.add_argument("--pq-bytes", type=int, default=32)
     parser.add_argument("--precision", choices=["float32", "float16"], default="float16")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lfw-cache", type=Path, default=ROOT / "data/cache/lfw.npz")
+    parser.add_argument("--lfw-cache", type=Path, default=ROOT / "data/cache/lfw.json")
     parser.add_argument(
         "--json", type=Path, default=ROOT / "benchmarks/results/search_scaling.json"
     )

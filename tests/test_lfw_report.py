@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from biomatch.config import Settings
-from biomatch.evaluation import lfw, lfw_report, report
+from biomatch.evaluation import dataset, lfw, lfw_report, report
 from biomatch.modalities import load_modality
 
 PEOPLE = {"Ann_A": 3, "Bob_B": 2, "Cid_C": 4, "Dee_D": 1, "Eve_E": 1, "Fay_F": 2}
@@ -18,30 +18,22 @@ PEOPLE = {"Ann_A": 3, "Bob_B": 2, "Cid_C": 4, "Dee_D": 1, "Eve_E": 1, "Fay_F": 2
 def fake_lfw(root: Path) -> tuple[Path, Path, Path]:
     lfw_dir = root / "lfw"
     rng = np.random.default_rng(0)
-    ids, vectors = [], []
+    entries = {}
     for person, count in PEOPLE.items():
         (lfw_dir / person).mkdir(parents=True)
         centre = rng.normal(size=128)
         for number in range(1, count + 1):
             image_id = f"{person}_{number:04d}"
-            (lfw_dir / person / f"{image_id}.jpg").write_bytes(image_id.encode())
+            path = lfw_dir / person / f"{image_id}.jpg"
+            path.write_bytes(image_id.encode())
             vector = centre + 0.3 * rng.normal(size=128)
-            ids.append(image_id)
-            vectors.append(vector / np.linalg.norm(vector))
+            template = (vector / np.linalg.norm(vector)).astype(np.float32).tobytes()
+            entries[dataset.file_sha256(path)] = dataset._Extracted(template, {}, True)
     pairs = root / "pairs.txt"
     # Two folds of one mated and one non-mated pair each.
     pairs.write_text("2 1\nAnn_A 1 2\nAnn_A 1 Bob_B 1\nCid_C 1 3\nDee_D 1 Eve_E 1\n")
-    cache = root / "cache.npz"
-    model_key = load_modality("face", Settings()).info.key
-    np.savez(
-        cache,
-        model_key=model_key,
-        ids=np.array(ids),
-        vectors=np.array(vectors, dtype=np.float32),
-        failed=np.array([], dtype=str),
-        reasons=np.array([], dtype=str),
-        timing=np.array([0.0, 0]),
-    )
+    cache = root / "cache.json"  # the one evaluation cache, as extraction would write it
+    dataset._save_cache(cache, load_modality("face", Settings()).info.key, entries)
     return lfw_dir, pairs, cache
 
 

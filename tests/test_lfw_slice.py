@@ -25,14 +25,22 @@ def test_a_slice_of_view2_is_scored_well(tmp_path: Path) -> None:
     pairs = lfw.read_pairs(LFW / "pairs.txt")
     chosen = pairs[:40] + pairs[300:340]
     ids = [i for p in chosen for i in (p.first, p.second)]
-    templates = lfw.compute_templates(root, ids, Settings(), workers=1, cache=tmp_path / "c.npz")
-    scores = np.array([lfw.pair_score(templates, p) for p in chosen])
+    templates = lfw.compute_templates(root, ids, Settings(), workers=1, cache=tmp_path / "c.json")
+    assert len(templates.run_seconds) == len(set(ids))  # every image extracted once
+    scores = lfw.pair_scores(templates, chosen)
     same = np.array([p.same for p in chosen])
     # The packaged calibration's 1:1 threshold (FMR 1e-3) decides the pairs.
     threshold = load_modality("face", Settings()).calibration.threshold_for(1e-3)
     accuracy = float(np.mean((scores >= threshold) == same))
     assert accuracy >= 0.9
     assert np.mean(scores[~same] >= threshold) <= 0.05
-    # The cache is reused: nothing is recomputed on the second call.
-    again = lfw.compute_templates(root, ids, Settings(), workers=1, cache=tmp_path / "c.npz")
-    assert set(again.vectors) == set(templates.vectors)
+    # The cache is reused: nothing is recomputed on the second call, the same bytes come back.
+    again = lfw.compute_templates(root, ids, Settings(), workers=1, cache=tmp_path / "c.json")
+    assert again.run_seconds == []
+    assert again.templates == templates.templates
+    np.testing.assert_array_equal(lfw.pair_scores(again, chosen), scores)
+    # Scores are the plug-in's compare, not a shortcut of their own.
+    plugin = templates.plugin
+    first = chosen[0]
+    direct = plugin.compare(templates.templates[first.first], [templates.templates[first.second]])
+    assert scores[0] == direct[0]

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,18 +177,61 @@ def extract(
 
 
 def scores_of_pairs(
-    plugin: Modality, templates: Templates, pairs: list[tuple[str, str]]
+    plugin: Modality, templates: Mapping[str, bytes], pairs: list[tuple[str, str]]
 ) -> np.ndarray:
-    """The modality's score of each pair, -inf where either image has no template."""
+    """The modality's score of each pair, -inf where either image has no template; one
+    ``compare`` call per first image."""
     scores = np.full(len(pairs), -np.inf)
     by_first: dict[str, list[int]] = {}
     for row, (first, second) in enumerate(pairs):
-        if first in templates.templates and second in templates.templates:
+        if first in templates and second in templates:
             by_first.setdefault(first, []).append(row)
     for first, rows in by_first.items():
-        references = [templates.templates[pairs[r][1]] for r in rows]
-        scores[rows] = plugin.compare(templates.templates[first], references)
+        references = [templates[pairs[r][1]] for r in rows]
+        scores[rows] = plugin.compare(templates[first], references)
     return scores
+
+
+@dataclass
+class ClosedSetSplit:
+    """Image keys of a closed-set 1:N run; ``mates[i]`` indexes the gallery entry of probe i."""
+
+    gallery: list[str] = field(default_factory=list)
+    probes: list[str] = field(default_factory=list)
+    mates: list[int] = field(default_factory=list)
+    distractors: list[str] = field(default_factory=list)
+    missed: int = 0  # searches whose probe failed to enrol: misses at every rank
+    subjects_not_enrolled: int = 0  # subjects with 2+ images none of which enrolled
+
+    @property
+    def enrolled(self) -> list[str]:
+        """The gallery with the distractors added."""
+        return self.gallery + self.distractors
+
+
+def closed_set_split(by_subject: Mapping[str, list[str]], usable: Container[str]) -> ClosedSetSplit:
+    """The one closed-set protocol: each subject with 2+ images enrols its first usable one
+    and searches with every other; subjects with one image are the distractors."""
+    split = ClosedSetSplit()
+    for keys in by_subject.values():
+        enrolled = [k for k in keys if k in usable]
+        if len(keys) < 2:
+            split.distractors.extend(enrolled)
+            continue
+        if not enrolled:
+            split.subjects_not_enrolled += 1
+            split.missed += len(keys) - 1
+            continue
+        split.gallery.append(enrolled[0])
+        for key in keys:
+            if key == enrolled[0]:
+                continue
+            if key in usable:
+                split.probes.append(key)
+                split.mates.append(len(split.gallery) - 1)
+            else:
+                split.missed += 1
+    return split
 
 
 def _load_cache(path: Path | None, model_key: str) -> dict[str, _Extracted]:
@@ -196,7 +239,10 @@ def _load_cache(path: Path | None, model_key: str) -> dict[str, _Extracted]:
     several folders (and a changed image is extracted again). Failures are not cached."""
     if path is None or not path.exists():
         return {}
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}  # not this cache's format (an older cache file): extracted again
     if data.get("model_key") != model_key or data.get("keyed_by") != "sha256":
         return {}
     return {

@@ -7,17 +7,20 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from biomatch.batch import extract_files
 from biomatch.calibration import ScoreCalibration
 from biomatch.config import Settings
-from biomatch.evaluation import metrics
-from biomatch.modalities import load_modality
+from biomatch.evaluation import dataset, metrics
+from biomatch.evaluation.dataset import ClosedSetSplit, closed_set_split
+from biomatch.index import create_index, search_subjects
+from biomatch.modalities import Modality, load_modality
+
+MISSED = np.iinfo(np.int64).max  # a search whose mate was not found at any reported rank
 
 # Byte-identical images filed under two names (LFW errata): kept out of 1:N galleries and
 # out of the impostor set used for calibration.
@@ -69,18 +72,27 @@ def all_image_ids(lfw_dir: Path) -> list[str]:
 
 @dataclass
 class TemplateSet:
-    """Templates of LFW images by image id; ids absent from ``vectors`` failed to enrol."""
+    """Templates of LFW images by image id, from the one evaluation template cache
+    (``dataset.extract``); ids absent from ``templates`` failed to enrol. ``vectors`` are
+    the plug-in's index vectors of the same templates."""
 
-    model_key: str
-    vectors: dict[str, np.ndarray]
+    plugin: Modality
+    templates: dict[str, bytes]
     failures: dict[str, str]
-    seconds_total: float = 0.0
-    images_timed: int = 0
+    run_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def model_key(self) -> str:
+        return self.plugin.info.key
+
+    @cached_property
+    def vectors(self) -> dict[str, np.ndarray]:
+        return {i: self.plugin.index_vector(t) for i, t in self.templates.items()}
 
     @property
     def ms_per_image(self) -> float:
-        """Mean time of one extraction (decode to template) in one worker process."""
-        return 1000 * self.seconds_total / self.images_timed if self.images_timed else float("nan")
+        """Mean time of one extraction (decode to template) in one worker, this run."""
+        return 1000 * float(np.mean(self.run_seconds)) if self.run_seconds else float("nan")
 
     def matrix(self, ids: list[str]) -> np.ndarray:
         return np.stack([self.vectors[i] for i in ids])
@@ -93,32 +105,42 @@ def compute_templates(
     workers: int,
     cache: Path | None = None,
 ) -> TemplateSet:
-    """Templates for the images, reusing a cache file of earlier runs where given (failures
-    are tried again, so a detector change shows)."""
-    modality = load_modality("face", settings)
-    ids = sorted(set(image_ids))
-    cached = _load_cache(cache, modality.info.key)
-    todo = [i for i in ids if i not in cached.vectors]
-    for image_id in todo:
-        cached.failures.pop(image_id, None)
-    paths = [image_path(lfw_dir, i) for i in todo]
-    results = extract_files(paths, settings, workers=workers, enforce_quality=False)
-    for image_id, result in tqdm(
-        zip(todo, results, strict=True),
-        total=len(todo),
-        desc="templates",
-        unit="img",
-        disable=not todo,
-    ):
-        cached.seconds_total += result.seconds
-        cached.images_timed += 1
-        if result.sample is None:
-            cached.failures[image_id] = str((result.error or {}).get("code", "unknown"))
-        else:
-            cached.vectors[image_id] = modality.index_vector(result.sample.template)
-    if cache is not None and todo:
-        _save_cache(cache, cached)
-    return cached
+    """Templates for the images through the one evaluation cache (keyed by image SHA-256
+    and model; failures are tried again, so a detector change shows)."""
+    plugin = load_modality("face", settings)
+    keys = {i: f"{i[:-5]}/{i}.jpg" for i in sorted(set(image_ids))}
+    found = dataset.extract(lfw_dir, keys.values(), settings, "face", workers=workers, cache=cache)
+    return TemplateSet(
+        plugin,
+        {i: found.templates[k] for i, k in keys.items() if k in found.templates},
+        {i: found.failures[k] for i, k in keys.items() if k in found.failures},
+        found.run_seconds,
+    )
+
+
+def pair_scores(templates: TemplateSet, pairs: list[Pair]) -> np.ndarray:
+    """Each pair's score through the plug-in's ``compare``; -inf where an image failed to
+    enrol (it counts against the system: never a match)."""
+    return dataset.scores_of_pairs(
+        templates.plugin, templates.templates, [(p.first, p.second) for p in pairs]
+    )
+
+
+def bulk_vectors(templates: TemplateSet, ids: list[str]) -> np.ndarray:
+    """Index vectors for scoring millions of pairs as inner products: only for a plug-in
+    whose index scores are its matcher's (``shortlist_subjects == 0``), checked here on a
+    sample of pairs against ``compare``."""
+    if templates.plugin.shortlist_subjects != 0:
+        raise ValueError(f"{templates.model_key}: index scores are not its matcher's.")
+    matrix = templates.matrix(ids)
+    sample = ids[: min(len(ids), 50)]
+    if sample:
+        direct = templates.plugin.compare(
+            templates.templates[sample[0]], [templates.templates[i] for i in sample]
+        )
+        if not np.allclose(direct, matrix[: len(sample)] @ matrix[0], atol=1e-5):
+            raise ValueError(f"{templates.model_key}: compare is not the inner product.")
+    return matrix
 
 
 def evaluate_verification(
@@ -134,7 +156,7 @@ def evaluate_verification(
     templates = compute_templates(
         lfw_dir, [i for p in pairs for i in (p.first, p.second)], settings, workers, cache
     )
-    scores = np.array([pair_score(templates, pair) for pair in pairs])
+    scores = pair_scores(templates, pairs)
     same = np.array([pair.same for pair in pairs])
     folds = np.array([pair.fold for pair in pairs])
     fold_results = metrics.ten_fold_accuracy(scores, same, folds)
@@ -164,13 +186,6 @@ def evaluate_verification(
     }
 
 
-def pair_score(templates: TemplateSet, pair: Pair) -> float:
-    a, b = templates.vectors.get(pair.first), templates.vectors.get(pair.second)
-    if a is None or b is None:
-        return -np.inf  # a failure to enrol counts against the system: never a match
-    return float(a @ b)
-
-
 def evaluate_identification(
     lfw_dir: Path,
     settings: Settings,
@@ -185,22 +200,20 @@ def evaluate_identification(
     templates = compute_templates(
         lfw_dir, [i for ids in by_person.values() for i in ids], settings, workers, cache
     )
-    split = closed_set_split(by_person, templates)
+    split = closed_set_split(by_person, templates.templates)
     result: dict[str, Any] = {
-        "protocol": "closed-set, first usable image enrolled, every other image searched",
+        "protocol": "closed-set, first usable image enrolled, every other image searched "
+        "through the service's index path (shortlist, then the plug-in's compare)",
         "model": templates.model_key,
         "gallery_subjects": len(split.gallery),
         "probes": len(split.probes) + split.missed,
         "probes_failed_to_enrol": split.missed,
     }
-    gallery = templates.matrix(split.gallery)
-    probe_matrix = templates.matrix(split.probes)
-    mates = np.array(split.mates)
-    distractors = templates.matrix(split.distractors)
-    for label, matrix in (("", gallery), ("with_distractors_", np.vstack([gallery, distractors]))):
-        found = _mate_ranks(probe_matrix, matrix, mates)
+    depth = max(ranks)
+    for label, enrolled in (("", split.gallery), ("with_distractors_", split.enrolled)):
+        found = _mate_ranks(templates, enrolled, split, depth, settings)
         # A probe that failed to enrol is a miss at every rank.
-        found = np.concatenate([found, np.full(split.missed, np.iinfo(np.int64).max)])
+        found = np.concatenate([found, np.full(split.missed, MISSED)])
         for rank in ranks:
             result[f"{label}rank{rank}"] = metrics.identification_rate(found, rank)
     result["distractor_subjects"] = len(split.distractors)
@@ -208,45 +221,30 @@ def evaluate_identification(
     return result
 
 
-@dataclass
-class ClosedSetSplit:
-    """Image ids of a closed-set 1:N run; ``mates[i]`` indexes the gallery entry of probe i."""
-
-    gallery: list[str] = field(default_factory=list)
-    probes: list[str] = field(default_factory=list)
-    mates: list[int] = field(default_factory=list)
-    distractors: list[str] = field(default_factory=list)
-    missed: int = 0  # searches whose probe failed to enrol: misses at every rank
-
-
-def closed_set_split(by_person: dict[str, list[str]], templates: TemplateSet) -> ClosedSetSplit:
-    """Each person with 2+ images enrols the first usable one and searches with the rest;
-    people with one image are the distractors."""
-    split = ClosedSetSplit()
-    for ids in by_person.values():
-        usable = [i for i in ids if i in templates.vectors]
-        if len(ids) < 2:
-            split.distractors.extend(usable)
-            continue
-        if not usable:
-            split.missed += len(ids) - 1
-            continue
-        split.gallery.append(usable[0])
-        for probe in (i for i in ids if i != usable[0]):
-            if probe in templates.vectors:
-                split.probes.append(probe)
-                split.mates.append(len(split.gallery) - 1)
-            else:
-                split.missed += 1
-    return split
-
-
-def _mate_ranks(probes: np.ndarray, gallery: np.ndarray, mates: np.ndarray) -> np.ndarray:
-    ranks = np.empty(len(probes), dtype=np.int64)
-    for start in range(0, len(probes), 1024):
-        scores = probes[start : start + 1024] @ gallery.T
-        mate_scores = scores[np.arange(len(scores)), mates[start : start + 1024]]
-        ranks[start : start + 1024] = np.sum(scores >= mate_scores[:, None], axis=1)
+def _mate_ranks(
+    templates: TemplateSet,
+    enrolled: list[str],
+    split: ClosedSetSplit,
+    depth: int,
+    settings: Settings,
+) -> np.ndarray:
+    """Rank of each probe's mate as the service finds it: the index shortlists subjects
+    (``search_subjects``), the plug-in's ``compare`` re-scores them; beyond the shortlist
+    a mate is a miss at every reported rank."""
+    plugin = templates.plugin
+    index = create_index(plugin.info.dimensions, settings.index)
+    index.add(np.arange(len(enrolled)), templates.matrix(enrolled))
+    subject_of = {row: row for row in range(len(enrolled))}
+    references = [templates.templates[i] for i in enrolled]
+    width = max(depth, plugin.shortlist_subjects)
+    ranks = np.full(len(split.probes), MISSED, dtype=np.int64)
+    for row, (probe, mate) in enumerate(zip(split.probes, split.mates, strict=True)):
+        hits = search_subjects(index, subject_of, templates.vectors[probe], width)
+        shortlist = [subject for subject, _ in hits]
+        scores = plugin.compare(templates.templates[probe], [references[s] for s in shortlist])
+        order = [shortlist[k] for k in np.argsort(-scores, kind="stable")]
+        if mate in order:
+            ranks[row] = order.index(mate) + 1
     return ranks
 
 
@@ -257,7 +255,7 @@ def calibrate(
     templates = compute_templates(lfw_dir, all_image_ids(lfw_dir), settings, workers, cache)
     ids = sorted(i for i in templates.vectors if i not in ERRATA)
     people = np.array([i[:-5] for i in ids])
-    matrix = templates.matrix(ids)
+    matrix = bulk_vectors(templates, ids)
     chunks = []
     for start in range(0, len(ids), 512):
         block = matrix[start : start + 512] @ matrix.T
@@ -291,31 +289,3 @@ def _describe(lfw_dir: Path, pairs_file: Path | None) -> dict[str, Any]:
         described["pairs_file"] = str(pairs_file.resolve())
         described["pairs_sha256"] = hashlib.sha256(pairs_file.read_bytes()).hexdigest()
     return described
-
-
-def _load_cache(path: Path | None, model_key: str) -> TemplateSet:
-    empty = TemplateSet(model_key, {}, {})
-    if path is None or not path.exists():
-        return empty
-    with np.load(path, allow_pickle=False) as data:
-        if str(data["model_key"]) != model_key:
-            return empty
-        vectors = dict(zip(data["ids"].tolist(), data["vectors"], strict=True))
-        failures = dict(zip(data["failed"].tolist(), data["reasons"].tolist(), strict=True))
-        timing = data["timing"]
-        return TemplateSet(model_key, vectors, failures, float(timing[0]), int(timing[1]))
-
-
-def _save_cache(path: Path, templates: TemplateSet) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ids = sorted(templates.vectors)
-    failed = sorted(templates.failures)
-    np.savez(
-        path,
-        model_key=templates.model_key,
-        ids=np.array(ids, dtype=str),
-        vectors=templates.matrix(ids) if ids else np.empty((0, 128), np.float32),
-        failed=np.array(failed, dtype=str),
-        reasons=np.array([templates.failures[i] for i in failed], dtype=str),
-        timing=np.array([templates.seconds_total, templates.images_timed]),
-    )

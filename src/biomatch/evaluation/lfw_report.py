@@ -1,6 +1,8 @@
 """The LFW evaluation report: View-2 and all-pairs verification, closed- and open-set
-identification, from the LFW template cache (face scores are inner products of the
-templates' unit vectors, which is what the face matcher computes)."""
+identification, from the one evaluation template cache. Pairs are scored through the
+plug-in's ``compare``; the million-pair samples and full search matrices use inner products
+of index vectors only for a plug-in whose index scores are its matcher's, checked against
+``compare`` (``lfw.bulk_vectors``)."""
 
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ def _view2(
     seed: int,
 ) -> tuple[dict[str, Any], Scores]:
     pairs = lfw.read_pairs(pairs_file)
-    scores = np.array([lfw.pair_score(templates, pair) for pair in pairs])
+    scores = lfw.pair_scores(templates, pairs)
     same = np.array([pair.same for pair in pairs])
     folds = np.array([pair.fold for pair in pairs])
     person = np.array([pair.first[:-5] for pair in pairs])
@@ -120,14 +122,15 @@ def _all_pairs(
     by_person: dict[str, list[str]] = {}
     for image_id in sorted({*templates.vectors, *templates.failures} - lfw.ERRATA):
         by_person.setdefault(image_id[:-5], []).append(image_id)
-    genuine, genuine_person = [], []
+    mated, genuine_person = [], []
     for person, ids in by_person.items():
         for a, b in itertools.combinations(ids, 2):
-            genuine.append(_score(templates, a, b))
+            mated.append((a, b))
             genuine_person.append(person)
+    genuine = dataset.scores_of_pairs(templates.plugin, templates.templates, mated)
     usable = sorted(i for i in templates.vectors if i not in lfw.ERRATA)
     people = np.array([i[:-5] for i in usable])
-    matrix = templates.matrix(usable)
+    matrix = lfw.bulk_vectors(templates, usable)
     rng = np.random.default_rng(seed)
     first = rng.integers(0, len(usable), 2 * impostor_pairs)
     second = rng.integers(0, len(usable), 2 * impostor_pairs)
@@ -140,7 +143,7 @@ def _all_pairs(
         "with templates; a mated pair with a failure to enrol is a false non-match",
         "impostor_sample_seed": seed,
     }
-    genuine_scores = np.array(genuine)
+    genuine_scores = genuine
     result.update(
         analysis.verification(
             genuine_scores,
@@ -153,18 +156,13 @@ def _all_pairs(
     return result, (genuine_scores, impostor)
 
 
-def _score(templates: lfw.TemplateSet, a: str, b: str) -> float:
-    first, second = templates.vectors.get(a), templates.vectors.get(b)
-    return -np.inf if first is None or second is None else float(first @ second)
-
-
 def _identification(
     lfw_dir: Path, templates: lfw.TemplateSet, operating: tuple[float, str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The split of ``lfw.evaluate_identification``: each person with 2+ images enrols the
     first usable one; people with one image are the distractors."""
-    split = lfw.closed_set_split(lfw.images_by_person(lfw_dir), templates)
-    references = templates.matrix(split.gallery + split.distractors)
+    split = dataset.closed_set_split(lfw.images_by_person(lfw_dir), templates.templates)
+    references = lfw.bulk_vectors(templates, split.enrolled)
     scores = templates.matrix(split.probes) @ references.T
     search = analysis.SearchScores(scores, np.array(split.mates), len(split.gallery))
     result = analysis.identification(

@@ -111,7 +111,7 @@ def evaluate_pairs(
     )
     pairs = [(row.first, row.second) for row in rows]
     same = np.array([row.same for row in rows], dtype=bool)
-    scores = dataset.scores_of_pairs(plugin, templates, pairs)
+    scores = dataset.scores_of_pairs(plugin, templates.templates, pairs)
     usable = same | np.isfinite(scores)
     comparisons = Comparisons(
         [p for p, keep in zip(pairs, usable, strict=True) if keep], same[usable], scores[usable]
@@ -245,7 +245,9 @@ def evaluate_folder(
     pairs = _mated_pairs(by_subject, options.max_genuine_pairs, rng)
     pairs += _nonmated_pairs(labels, templates, options.impostor_pairs, rng)
     same = np.array([labels[a] == labels[b] for a, b in pairs], dtype=bool)
-    comparisons = Comparisons(pairs, same, dataset.scores_of_pairs(plugin, templates, pairs))
+    comparisons = Comparisons(
+        pairs, same, dataset.scores_of_pairs(plugin, templates.templates, pairs)
+    )
     result: dict[str, Any] = {
         "title": f"BioMatch evaluation report: {root.name}",
         "evaluation": "verification and identification from a labelled folder",
@@ -318,40 +320,22 @@ def _identification(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Closed set: every subject with 2+ images enrols its first usable image and every
     other image is searched. Subjects with one image are the distractors."""
-    gallery, probes, mates, distractors = [], [], [], []
-    failed_probes, subjects_not_enrolled = 0, 0
-    for keys in by_subject.values():
-        usable = [k for k in keys if k in templates.templates]
-        if len(keys) < 2:
-            distractors.extend(usable)
-            continue
-        if not usable:
-            subjects_not_enrolled += 1
-            failed_probes += len(keys) - 1
-            continue
-        gallery.append(usable[0])
-        for key in keys:
-            if key == usable[0]:
-                continue
-            if key in templates.templates:
-                probes.append(key)
-                mates.append(len(gallery) - 1)
-            else:
-                failed_probes += 1
-    references = [templates.templates[k] for k in gallery + distractors]
-    scores = np.empty((len(probes), len(references)), dtype=np.float32)
-    for row, probe in enumerate(probes):
+    split = dataset.closed_set_split(by_subject, templates.templates)
+    references = [templates.templates[k] for k in split.enrolled]
+    scores = np.empty((len(split.probes), len(references)), dtype=np.float32)
+    for row, probe in enumerate(split.probes):
         scores[row] = plugin.compare(templates.templates[probe], references)
-    search = analysis.SearchScores(scores, np.array(mates, dtype=np.int64), len(gallery))
+    mates = np.array(split.mates, dtype=np.int64)
+    search = analysis.SearchScores(scores, mates, len(split.gallery))
     threshold, source = thresholds(plugin, settings)["identify"]
     result = analysis.identification(
         search,
-        failures_to_acquire=failed_probes,
+        failures_to_acquire=split.missed,
         threshold=threshold,
         threshold_source=source,
         max_rank=options.max_rank,
     )
-    result["subjects_not_enrolled_for_failure"] = subjects_not_enrolled
+    result["subjects_not_enrolled_for_failure"] = split.subjects_not_enrolled
     figures = {
         "cmc": report.cmc_plot(result["cmc"]),
         "distractors": report.expansion_plot(result["distractor_expansion"]),
