@@ -253,3 +253,81 @@ def test_db_upgrade_then_templates_upgrade(
         data_dir,
     )
     assert code == 2 and "gallery_not_found" in err
+
+
+def alembic_head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from biomatch.store.database import alembic_config
+
+    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
+
+
+def schema_versions(data_dir: str) -> list[tuple[str]]:
+    import sqlite3
+
+    with sqlite3.connect(Path(data_dir) / "biomatch.sqlite3") as connection:
+        return connection.execute("SELECT version_num FROM alembic_version").fetchall()
+
+
+def test_db_upgrade_creates_the_schema_in_a_fresh_data_dir(data_dir: str) -> None:
+    assert not Path(data_dir).exists()
+    code, out, err = run("db", "upgrade", "--data-dir", data_dir)
+    assert code == 0, err
+    assert (Path(data_dir) / "biomatch.sqlite3").is_file()
+    assert schema_versions(data_dir) == [(alembic_head(),)]
+    assert out == "" and err.strip().count("\n") == 0  # one line, on stderr
+    assert err.startswith("database at the newest schema: sqlite:///")
+    code, _, err = run("db", "upgrade", "--data-dir", data_dir)  # at head already: no change
+    assert code == 0, err
+    assert schema_versions(data_dir) == [(alembic_head(),)]
+
+
+def test_serve_migrates_once_before_uvicorn_starts(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    started: list[dict[str, object]] = []
+
+    def fake_run(target: str, **options: object) -> None:
+        assert schema_versions(data_dir) == [(alembic_head(),)]  # migrated in the parent
+        started.append({"target": target, **options})
+
+    monkeypatch.setenv("BIOMATCH_DATA_DIR", "elsewhere")  # restored after the test
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    code, _, err = run("serve", "--data-dir", data_dir, "--workers", "3", "--port", "8123")
+    assert code == 0, err
+    assert started == [
+        {
+            "target": "biomatch.api.app:create_app",
+            "factory": True,
+            "host": "127.0.0.1",
+            "port": 8123,
+            "workers": 3,
+        }
+    ]
+    import os
+
+    assert os.environ["BIOMATCH_DATA_DIR"] == data_dir  # what each worker's Settings() reads
+
+
+def test_python_m_biomatch_cli_runs_the_same_app() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "biomatch.cli", "db", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "upgrade" in result.stdout
+
+
+def test_db_upgrade_never_prints_a_database_password() -> None:
+    from biomatch.cli.serve import shown_url
+
+    shown = shown_url("postgresql+psycopg://biomatch:s3cret@db.example/biomatch")
+    assert "s3cret" not in shown and shown.endswith("@db.example/biomatch")
