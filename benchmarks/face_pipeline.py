@@ -84,7 +84,8 @@ def measure_size_sface(data: bytes, settings: Any, repeats: int) -> dict[str, fl
     from biomatch.extraction import extract
     from biomatch.imaging import decode_image
     from biomatch.modalities import load_modality
-    from biomatch.modalities.sface import alignment, quality
+    from biomatch.modalities.face import quality
+    from biomatch.modalities.sface import alignment
     from biomatch.modalities.sface.detector import YuNetDetector
     from biomatch.modalities.sface.embedder import SFaceEmbedder
 

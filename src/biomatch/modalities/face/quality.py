@@ -1,13 +1,25 @@
-"""Face capture-quality measures and the checks a field operator can act on."""
+"""Face capture-quality measures and the checks a field operator can act on, for every face
+plug-in: they need a 150x150 chip framed like dlib's and the five landmarks' measures
+(``FacePoints``), so this module imports no detector library."""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from biomatch.config import FaceQualityConfig
 from biomatch.modalities.base import QualityCheck
-from biomatch.modalities.face.landmarks import FaceLandmarks
+
+
+class FacePoints(Protocol):
+    """What the checks read from a face's landmarks (dlib's 5 points, YuNet's 5 points)."""
+
+    @property
+    def inter_eye_px(self) -> float: ...
+
+    def head_pose_deg(self) -> tuple[float, float]: ...
 
 
 def face_count_check(found: int, primary_only: bool) -> QualityCheck:
@@ -27,7 +39,7 @@ def face_count_check(found: int, primary_only: bool) -> QualityCheck:
 
 
 def face_checks(
-    chip: np.ndarray, landmarks: FaceLandmarks, config: FaceQualityConfig
+    chip: np.ndarray, landmarks: FacePoints, config: FaceQualityConfig
 ) -> list[QualityCheck]:
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     centre = _central(grey)

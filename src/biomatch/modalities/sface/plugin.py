@@ -14,7 +14,8 @@ from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FaceConfig
 from biomatch.errors import InvalidRequest
 from biomatch.modalities.base import Capture, ModelInfo, QualityReport
-from biomatch.modalities.sface import alignment, quality
+from biomatch.modalities.face import quality
+from biomatch.modalities.sface import alignment
 from biomatch.modalities.sface.detector import YuNetDetector
 from biomatch.modalities.sface.embedder import SFaceEmbedder
 
