@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -14,6 +14,7 @@ from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FaceConfig
 from biomatch.errors import InvalidRequest
 from biomatch.modalities.base import Capture, ModelInfo, QualityReport
+from biomatch.modalities.embedding import CosineEmbedding, unit
 from biomatch.modalities.face import landmarks, models, quality
 from biomatch.modalities.face.detector import FaceDetector
 
@@ -25,7 +26,7 @@ class _FaceSubject:
     chip: np.ndarray
 
 
-class FaceModality:
+class FaceModality(CosineEmbedding):
     """dlib's HOG detector, 5-point alignment and ResNet embedding; scores are cosine
     similarities of L2-normalised embeddings."""
 
@@ -99,28 +100,7 @@ class FaceModality:
         with self._lock:
             descriptors = self._embedder.compute_face_descriptor(chips)
         vector = np.mean([np.asarray(d, dtype=np.float32) for d in descriptors], axis=0)
-        return _unit(vector).astype(np.float32).tobytes()
-
-    def index_vector(self, template: bytes) -> np.ndarray:
-        return _decode(template)
-
-    def compare(self, probe: bytes, references: Sequence[bytes]) -> np.ndarray:
-        if not references:
-            return np.empty(0, dtype=np.float32)
-        matrix = np.stack([_decode(reference) for reference in references])
-        scores: np.ndarray = matrix @ _decode(probe)
-        return scores
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
-
-
-def _decode(template: bytes) -> np.ndarray:
-    vector = np.frombuffer(template, dtype=np.float32)
-    if vector.size != EMBEDDING_DIM:
-        raise ValueError(f"A face template has {EMBEDDING_DIM} values, not {vector.size}.")
-    return vector
+        return unit(vector).astype(np.float32).tobytes()
 
 
 __all__ = ["FaceModality"]

