@@ -27,6 +27,7 @@ class PatternModality:
     """Templates are the normalised 8x8 means of a grey image; a flat image has no subject."""
 
     info = ModelInfo("pattern", "mean8x8", "1", 64)
+    shortlist_subjects = 0  # the index scores are the matcher's
 
     @property
     def calibration(self) -> ScoreCalibration:
@@ -107,6 +108,8 @@ def test_folder_with_a_label_regex_reports_every_key(
     assert report["n_impostor"] == 47 * 46 // 2 - (11 * 6 + 3)
     assert report["fnmr_at_fmr_1e-3"] is None  # 1,012 impostor pairs cannot state 1e-3
     assert report["identification"]["failures_to_acquire"] == 1
+    assert "never an impostor score" in report["failure_policy"]
+    assert "index" in report["identification"]["protocol"]  # the service's search path
     assert {row["group"] for row in report["groups"]["groups"]} == {"even", "odd"}
     assert report["provenance"]["data"]["files"] == 48
     assert Path(report["plots"]["det"]["svg"]).exists()

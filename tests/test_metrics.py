@@ -17,10 +17,24 @@ def test_ten_fold_uses_other_folds_for_the_threshold() -> None:
     same = np.tile(np.r_[np.ones(50, bool), np.zeros(50, bool)], 10)
     scores = np.where(same, rng.normal(1, 0.3, 1000), rng.normal(0, 0.3, 1000))
     # Poison fold 0's scores: its own best threshold would differ, the protocol's must not.
+    fold0 = folds == 0
+    scores[fold0 & same] = rng.normal(3, 0.1, 50)
+    scores[fold0 & ~same] = rng.normal(0, 0.1, 50)
+    own = metrics.best_accuracy_threshold(scores[fold0], same[fold0])
+    assert own > 1.0  # the poison works: fold 0 alone would pick a threshold far above 0.5
     results = metrics.ten_fold_accuracy(scores, same, folds)
     assert len(results) == 10
     assert all(0.8 < r.accuracy <= 1.0 for r in results)
     assert all(0.2 < r.threshold < 0.8 for r in results)
+    # Each fold's threshold is the one chosen on the other nine, and its accuracy is
+    # measured with it on its own pairs.
+    for result in results:
+        train, test = folds != result.fold, folds == result.fold
+        assert result.threshold == metrics.best_accuracy_threshold(scores[train], same[train])
+        accepted = scores[test] >= result.threshold
+        assert result.accuracy == float(np.mean(accepted == same[test]))
+    assert [r.fold for r in results] == list(range(10))
+    assert results[0].threshold != own
 
 
 def test_tar_at_fmr_counts_accepted_impostors_correctly() -> None:

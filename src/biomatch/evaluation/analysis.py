@@ -218,14 +218,18 @@ def _open_set_at(
     }
 
 
+def expansion_sizes(enrolled: int, total: int, steps: int = 5) -> list[int]:
+    """Gallery sizes of the distractor expansion: from the enrolled subjects alone to every
+    entry, in ``steps`` steps (each is searched as a gallery of its own)."""
+    return [int(n) for n in np.unique(np.linspace(enrolled, total, max(steps, 1) + 1).astype(int))]
+
+
 def distractor_expansion(
     search: SearchScores, failures_to_acquire: int, threshold: float, steps: int
 ) -> list[dict[str, Any]]:
     """Open-set error rates at a fixed threshold as non-mated entries join the gallery."""
-    total = search.scores.shape[1]
-    sizes = np.unique(np.linspace(search.enrolled, total, max(steps, 1) + 1).astype(int))
     rows = []
-    for columns in sizes:
+    for columns in expansion_sizes(search.enrolled, search.scores.shape[1], steps):
         found, mate_scores = mated_ranks(search, int(columns))
         found = np.concatenate([found, np.full(failures_to_acquire, np.iinfo(np.int64).max)])
         mate_scores = np.concatenate([mate_scores, np.full(failures_to_acquire, -np.inf)])

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from biomatch.batch import extract_files
 from biomatch.config import Settings
+from biomatch.index import create_index, search_subjects
 from biomatch.modalities import Modality, load_modality
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
@@ -189,6 +190,59 @@ def scores_of_pairs(
     for first, rows in by_first.items():
         references = [templates[pairs[r][1]] for r in rows]
         scores[rows] = plugin.compare(templates[first], references)
+    return scores
+
+
+def impostor_scores(
+    plugin: Modality, templates: Sequence[bytes], subjects: Sequence[str]
+) -> np.ndarray:
+    """Scores of every pair of images of different subjects, each pair once, through the
+    plug-in's ``compare``: one call per image against the block of every later image."""
+    subject = np.asarray(subjects)
+    chunks = [np.empty(0, dtype=np.float32)]
+    for row in range(len(templates) - 1):
+        scores = np.asarray(plugin.compare(templates[row], templates[row + 1 :]))
+        chunks.append(scores[subject[row + 1 :] != subject[row]].astype(np.float32))
+    return np.concatenate(chunks)
+
+
+def search_scores(
+    plugin: Modality,
+    templates: Mapping[str, bytes],
+    probes: Sequence[str],
+    enrolled: Sequence[str],
+    settings: Settings,
+    *,
+    depth: int,
+    gallery_sizes: Iterable[int] = (),
+) -> np.ndarray:
+    """Each probe's scores against the enrolled entries (one per subject) as the service's
+    1:N search finds them (``core/search.py``): the index of the plug-in's index vectors
+    (``create_index``, ``settings.index``) shortlists ``max(depth,
+    plugin.shortlist_subjects) + 1`` subjects (``search_subjects``; one more than the
+    service's width, so that a search with the mate left out still has its whole
+    shortlist), and the plug-in's ``compare`` re-scores the shortlist. Entries outside it
+    score -inf: the service never returns them. ``gallery_sizes``: the first n entries are
+    searched as galleries of their own too, each through its own index (distractor
+    expansion)."""
+    scores = np.full((len(probes), len(enrolled)), -np.inf, dtype=np.float32)
+    if not len(probes) or not len(enrolled):
+        return scores
+    width = max(depth, plugin.shortlist_subjects) + 1
+    vectors = np.stack([plugin.index_vector(templates[k]) for k in enrolled]).astype(np.float32)
+    probe_vectors = [plugin.index_vector(templates[k]) for k in probes]
+    shortlists: list[set[int]] = [set() for _ in probes]
+    for size in sorted({len(enrolled), *(n for n in gallery_sizes if 0 < n < len(enrolled))}):
+        index = create_index(plugin.info.dimensions, settings.index)
+        index.add(np.arange(size, dtype=np.int64), vectors[:size])
+        subject_of = {row: row for row in range(size)}
+        for row, vector in enumerate(probe_vectors):
+            hits = search_subjects(index, subject_of, vector, width)
+            shortlists[row].update(subject for subject, _ in hits)
+    references = [templates[k] for k in enrolled]
+    for row, probe in enumerate(probes):
+        columns = sorted(shortlists[row])
+        scores[row, columns] = plugin.compare(templates[probe], [references[c] for c in columns])
     return scores
 
 

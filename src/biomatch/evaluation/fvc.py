@@ -3,7 +3,9 @@
 Mated pairs: every pair of impressions of the same finger (10 x C(8,2) = 280). Non-mated
 pairs: every pair of impressions of different fingers (C(80,2) - 280 = 2,880). FVC's own
 impostor set uses first impressions only (45 pairs); all pairs give a finer FMR scale.
-A capture that yields no template (failure to enrol) scores 0 against everything.
+A capture that yields no template is a failure to enrol, counted and reported: its mated
+pairs are false non-matches (ISO/IEC 19795-1), its non-mated pairs are only counted, never
+impostor scores, and never enter the calibration.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from biomatch.evaluation import dataset, metrics
 from biomatch.modalities import Modality, load_modality
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".bmp", ".png", ".jpg")
+FAILURE_POLICY = (
+    "ISO/IEC 19795-1: an image without a template is a failure to enrol, counted; each "
+    "mated pair with one is a false non-match (in mated_pairs, score -inf); each non-mated "
+    "pair with one is counted (non_mated_pairs_without_template), never an impostor score, "
+    "and never a calibration score"
+)
 
 
 @dataclass
@@ -122,6 +130,8 @@ def evaluate(
         "protocol": "all mated pairs; all pairs of impressions of different fingers",
         "images": len(fingers.names),
         "failures_to_enrol": len(fingers.failures),
+        "failure_reasons": dict(sorted(fingers.failures.items())),
+        "failure_policy": FAILURE_POLICY,
         "mated_pairs": int(genuine.size),
         "mated_pairs_false_non_match_for_failure": int(np.sum(~np.isfinite(genuine))),
         "non_mated_pairs": int(impostor.size),

@@ -7,7 +7,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,8 @@ import numpy as np
 
 from biomatch.calibration import ScoreCalibration
 from biomatch.config import Settings
-from biomatch.evaluation import dataset, metrics
-from biomatch.evaluation.dataset import ClosedSetSplit, closed_set_split
-from biomatch.index import create_index, search_subjects
+from biomatch.evaluation import analysis, dataset, metrics
+from biomatch.evaluation.dataset import closed_set_split
 from biomatch.modalities import Modality, load_modality
 
 MISSED = np.iinfo(np.int64).max  # a search whose mate was not found at any reported rank
@@ -73,8 +71,7 @@ def all_image_ids(lfw_dir: Path) -> list[str]:
 @dataclass
 class TemplateSet:
     """Templates of LFW images by image id, from the one evaluation template cache
-    (``dataset.extract``); ids absent from ``templates`` failed to enrol. ``vectors`` are
-    the plug-in's index vectors of the same templates."""
+    (``dataset.extract``); ids absent from ``templates`` failed to enrol."""
 
     plugin: Modality
     templates: dict[str, bytes]
@@ -85,17 +82,10 @@ class TemplateSet:
     def model_key(self) -> str:
         return self.plugin.info.key
 
-    @cached_property
-    def vectors(self) -> dict[str, np.ndarray]:
-        return {i: self.plugin.index_vector(t) for i, t in self.templates.items()}
-
     @property
     def ms_per_image(self) -> float:
         """Mean time of one extraction (decode to template) in one worker, this run."""
         return 1000 * float(np.mean(self.run_seconds)) if self.run_seconds else float("nan")
-
-    def matrix(self, ids: list[str]) -> np.ndarray:
-        return np.stack([self.vectors[i] for i in ids])
 
 
 def compute_templates(
@@ -124,23 +114,6 @@ def pair_scores(templates: TemplateSet, pairs: list[Pair]) -> np.ndarray:
     return dataset.scores_of_pairs(
         templates.plugin, templates.templates, [(p.first, p.second) for p in pairs]
     )
-
-
-def bulk_vectors(templates: TemplateSet, ids: list[str]) -> np.ndarray:
-    """Index vectors for scoring millions of pairs as inner products: only for a plug-in
-    whose index scores are its matcher's (``shortlist_subjects == 0``), checked here on a
-    sample of pairs against ``compare``."""
-    if templates.plugin.shortlist_subjects != 0:
-        raise ValueError(f"{templates.model_key}: index scores are not its matcher's.")
-    matrix = templates.matrix(ids)
-    sample = ids[: min(len(ids), 50)]
-    if sample:
-        direct = templates.plugin.compare(
-            templates.templates[sample[0]], [templates.templates[i] for i in sample]
-        )
-        if not np.allclose(direct, matrix[: len(sample)] @ matrix[0], atol=1e-5):
-            raise ValueError(f"{templates.model_key}: compare is not the inner product.")
-    return matrix
 
 
 def evaluate_verification(
@@ -209,9 +182,18 @@ def evaluate_identification(
         "probes": len(split.probes) + split.missed,
         "probes_failed_to_enrol": split.missed,
     }
-    depth = max(ranks)
-    for label, enrolled in (("", split.gallery), ("with_distractors_", split.enrolled)):
-        found = _mate_ranks(templates, enrolled, split, depth, settings)
+    scores = dataset.search_scores(
+        templates.plugin,
+        templates.templates,
+        split.probes,
+        split.enrolled,
+        settings,
+        depth=max(ranks),
+        gallery_sizes=[len(split.gallery)],
+    )
+    mates = np.array(split.mates, dtype=np.int64)
+    for label, columns in (("", len(split.gallery)), ("with_distractors_", len(split.enrolled))):
+        found, _ = analysis.mated_ranks(analysis.SearchScores(scores, mates, columns), columns)
         # A probe that failed to enrol is a miss at every rank.
         found = np.concatenate([found, np.full(split.missed, MISSED)])
         for rank in ranks:
@@ -221,51 +203,16 @@ def evaluate_identification(
     return result
 
 
-def _mate_ranks(
-    templates: TemplateSet,
-    enrolled: list[str],
-    split: ClosedSetSplit,
-    depth: int,
-    settings: Settings,
-) -> np.ndarray:
-    """Rank of each probe's mate as the service finds it: the index shortlists subjects
-    (``search_subjects``), the plug-in's ``compare`` re-scores them; beyond the shortlist
-    a mate is a miss at every reported rank."""
-    plugin = templates.plugin
-    index = create_index(plugin.info.dimensions, settings.index)
-    index.add(np.arange(len(enrolled)), templates.matrix(enrolled))
-    subject_of = {row: row for row in range(len(enrolled))}
-    references = [templates.templates[i] for i in enrolled]
-    width = max(depth, plugin.shortlist_subjects)
-    ranks = np.full(len(split.probes), MISSED, dtype=np.int64)
-    for row, (probe, mate) in enumerate(zip(split.probes, split.mates, strict=True)):
-        hits = search_subjects(index, subject_of, templates.vectors[probe], width)
-        shortlist = [subject for subject, _ in hits]
-        scores = plugin.compare(templates.templates[probe], [references[s] for s in shortlist])
-        order = [shortlist[k] for k in np.argsort(-scores, kind="stable")]
-        if mate in order:
-            ranks[row] = order.index(mate) + 1
-    return ranks
-
-
 def calibrate(
     lfw_dir: Path, settings: Settings, *, workers: int = 2, cache: Path | None = None
 ) -> ScoreCalibration:
     """Impostor distribution from every pair of LFW images of different people."""
     templates = compute_templates(lfw_dir, all_image_ids(lfw_dir), settings, workers, cache)
-    ids = sorted(i for i in templates.vectors if i not in ERRATA)
-    people = np.array([i[:-5] for i in ids])
-    matrix = bulk_vectors(templates, ids)
-    chunks = []
-    for start in range(0, len(ids), 512):
-        block = matrix[start : start + 512] @ matrix.T
-        rows = np.arange(start, min(start + 512, len(ids)))
-        # Upper triangle only (each pair once), different people only.
-        keep = (np.arange(len(ids))[None, :] > rows[:, None]) & (
-            people[None, :] != people[rows][:, None]
-        )
-        chunks.append(block[keep].astype(np.float32))
-    impostor = np.concatenate(chunks)
+    ids = sorted(i for i in templates.templates if i not in ERRATA)
+    # Every pair of different people once, each scored by the plug-in's compare.
+    impostor = dataset.impostor_scores(
+        templates.plugin, [templates.templates[i] for i in ids], [i[:-5] for i in ids]
+    )
     source = {
         "dataset": "LFW (250x250 grayscale, LFW-a style), every pair of different people",
         "images": len(ids),

@@ -1,8 +1,6 @@
 """The LFW evaluation report: View-2 and all-pairs verification, closed- and open-set
-identification, from the one evaluation template cache. Pairs are scored through the
-plug-in's ``compare``; the million-pair samples and full search matrices use inner products
-of index vectors only for a plug-in whose index scores are its matcher's, checked against
-``compare`` (``lfw.bulk_vectors``)."""
+identification, from the one evaluation template cache. Every score is the plug-in's
+``compare``; searches go through the service's index path (``dataset.search_scores``)."""
 
 from __future__ import annotations
 
@@ -56,7 +54,7 @@ def evaluate(
         "det": report.det_plot(curves, f"DET, LFW ({plugin.info.key})"),
         "scores": report.score_histogram(*every_scores, limits["verify"][0]),
     }
-    identification, id_figures = _identification(lfw_dir, templates, limits["identify"])
+    identification, id_figures = _identification(lfw_dir, templates, settings, limits["identify"])
     result["identification"] = identification
     figures.update(id_figures)
     result["headline"] = {
@@ -120,7 +118,7 @@ def _all_pairs(
 ) -> tuple[dict[str, Any], Scores]:
     """Every mated pair of LFW and a seeded sample of non-mated pairs (errata left out)."""
     by_person: dict[str, list[str]] = {}
-    for image_id in sorted({*templates.vectors, *templates.failures} - lfw.ERRATA):
+    for image_id in sorted({*templates.templates, *templates.failures} - lfw.ERRATA):
         by_person.setdefault(image_id[:-5], []).append(image_id)
     mated, genuine_person = [], []
     for person, ids in by_person.items():
@@ -128,56 +126,37 @@ def _all_pairs(
             mated.append((a, b))
             genuine_person.append(person)
     genuine = dataset.scores_of_pairs(templates.plugin, templates.templates, mated)
-    usable = sorted(i for i in templates.vectors if i not in lfw.ERRATA)
+    usable = sorted(i for i in templates.templates if i not in lfw.ERRATA)
     people = np.array([i[:-5] for i in usable])
-    matrix = lfw.bulk_vectors(templates, usable)
     rng = np.random.default_rng(seed)
     first = rng.integers(0, len(usable), 2 * impostor_pairs)
     second = rng.integers(0, len(usable), 2 * impostor_pairs)
     keep = people[first] != people[second]
     first, second = first[keep][:impostor_pairs], second[keep][:impostor_pairs]
-    impostor = np.einsum("ij,ij->i", matrix[first], matrix[second])
+    sampled = [(usable[a], usable[b]) for a, b in zip(first.tolist(), second.tolist(), strict=True)]
+    impostor = dataset.scores_of_pairs(templates.plugin, templates.templates, sampled)
     plan = analysis.BootstrapPlan(bootstrap, seed, np.array(genuine_person), people[first])
     result: dict[str, Any] = {
         "protocol": "every mated pair; non-mated pairs drawn at random (seeded) among images "
         "with templates; a mated pair with a failure to enrol is a false non-match",
         "impostor_sample_seed": seed,
     }
-    genuine_scores = genuine
     result.update(
         analysis.verification(
-            genuine_scores,
+            genuine,
             impostor,
             threshold=operating[0],
             threshold_source=operating[1],
             plan=plan,
         )
     )
-    return result, (genuine_scores, impostor)
+    return result, (genuine, impostor)
 
 
 def _identification(
-    lfw_dir: Path, templates: lfw.TemplateSet, operating: tuple[float, str]
+    lfw_dir: Path, templates: lfw.TemplateSet, settings: Settings, operating: tuple[float, str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The split of ``lfw.evaluate_identification``: each person with 2+ images enrols the
-    first usable one; people with one image are the distractors."""
+    """The split of ``lfw.evaluate_identification`` (``dataset.closed_set_split``), run as
+    ``eval folder`` runs it (``runs.identification``)."""
     split = dataset.closed_set_split(lfw.images_by_person(lfw_dir), templates.templates)
-    references = lfw.bulk_vectors(templates, split.enrolled)
-    scores = templates.matrix(split.probes) @ references.T
-    search = analysis.SearchScores(scores, np.array(split.mates), len(split.gallery))
-    result = analysis.identification(
-        search,
-        failures_to_acquire=split.missed,
-        threshold=operating[0],
-        threshold_source=operating[1],
-    )
-    result["protocol"] = (
-        "closed set: each person with 2+ images enrols the first usable image, every other "
-        "image is a mated search; open set: each mated search with its own mate left out is a "
-        "non-mated search; distractors: the people with one image"
-    )
-    figures = {
-        "cmc": report.cmc_plot(result["cmc"]),
-        "distractors": report.expansion_plot(result["distractor_expansion"]),
-    }
-    return result, figures
+    return runs.identification(split, templates.templates, templates.plugin, settings, operating)

@@ -13,6 +13,7 @@ import platform
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -24,6 +25,13 @@ import numpy as np
 from biomatch.config import Settings
 from biomatch.evaluation import analysis, dataset, report
 from biomatch.modalities import Modality, load_modality
+
+FAILURE_POLICY = (
+    "ISO/IEC 19795-1: an image without a template is a failure to enrol (to acquire, as a "
+    "probe), counted; a mated pair or mated search with one is a false non-match or a miss "
+    "at every rank; it is never an impostor score: non-mated pairs are drawn among images "
+    "with templates"
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ def failures(templates: dataset.Templates, keys: set[str]) -> dict[str, Any]:
     failed = sorted(k for k in keys if k in templates.failures)
     return {
         "failures_to_enrol": len(failed),
+        "failure_policy": FAILURE_POLICY,
         "failure_to_enrol_rate": len(failed) / len(keys) if keys else float("nan"),
         "failure_reasons": dict(Counter(templates.failures[k] for k in failed)),
         "failed_images": failed,
@@ -318,22 +327,51 @@ def _identification(
     settings: Settings,
     options: RunOptions,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Closed set: every subject with 2+ images enrols its first usable image and every
-    other image is searched. Subjects with one image are the distractors."""
     split = dataset.closed_set_split(by_subject, templates.templates)
-    references = [templates.templates[k] for k in split.enrolled]
-    scores = np.empty((len(split.probes), len(references)), dtype=np.float32)
-    for row, probe in enumerate(split.probes):
-        scores[row] = plugin.compare(templates.templates[probe], references)
+    operating = thresholds(plugin, settings)["identify"]
+    return identification(
+        split, templates.templates, plugin, settings, operating, max_rank=options.max_rank
+    )
+
+
+def identification(
+    split: dataset.ClosedSetSplit,
+    templates: Mapping[str, bytes],
+    plugin: Modality,
+    settings: Settings,
+    operating: tuple[float, str],
+    *,
+    max_rank: int = 20,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one closed- and open-set identification run (``eval folder``, ``eval
+    lfw-report``) on the one split (``dataset.closed_set_split``): every subject with 2+
+    images enrols its first usable image and every other image is searched; subjects with
+    one image are the distractors. Each search goes through the service's index path
+    (``dataset.search_scores``), every gallery size of the distractor expansion too."""
+    sizes = analysis.expansion_sizes(len(split.gallery), len(split.enrolled))
+    scores = dataset.search_scores(
+        plugin,
+        templates,
+        split.probes,
+        split.enrolled,
+        settings,
+        depth=max_rank,
+        gallery_sizes=sizes,
+    )
     mates = np.array(split.mates, dtype=np.int64)
     search = analysis.SearchScores(scores, mates, len(split.gallery))
-    threshold, source = thresholds(plugin, settings)["identify"]
     result = analysis.identification(
         search,
         failures_to_acquire=split.missed,
-        threshold=threshold,
-        threshold_source=source,
-        max_rank=options.max_rank,
+        threshold=operating[0],
+        threshold_source=operating[1],
+        max_rank=max_rank,
+    )
+    result["protocol"] = (
+        "closed set: each subject with 2+ images enrols the first usable image, every other "
+        "image is a mated search; open set: each mated search with its own mate left out is a "
+        "non-mated search; distractors: the subjects with one image; each search shortlists "
+        "through the index and re-scores with the plug-in's compare, as the service does"
     )
     result["subjects_not_enrolled_for_failure"] = split.subjects_not_enrolled
     figures = {
