@@ -75,6 +75,12 @@ def test_bulk_enrolment_then_identify_and_verify(tmp_path: Path, data_dir: str) 
         item["image"].endswith("broken.jpg") and item["code"] == "invalid_image"
         for item in rejected
     )
+    code, out, err = run(
+        "subject", "show", "g", "obama", "--token", enroller, "--data-dir", data_dir
+    )
+    assert code == 0, err
+    samples = json.loads(out)["samples"]
+    assert samples and all(sample["image_kept"] for sample in samples)  # kept, encrypted
     probe = str(EXAMPLES / "obama2.jpg")
     code, _, err = run("identify", "g", probe, "--token", field, "--data-dir", data_dir)
     assert code == 2 and "purpose" in err  # no search without its stated purpose

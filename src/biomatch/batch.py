@@ -30,6 +30,7 @@ class _Job:
     modality: str
     primary_only: bool
     enforce_quality: bool
+    keep_image: bool
 
 
 _worker: tuple[Modality, Settings, _Job] | None = None
@@ -43,9 +44,11 @@ def extract_files(
     workers: int = 1,
     primary_only: bool = False,
     enforce_quality: bool = True,
+    keep_image: bool = False,
 ) -> Iterator[FileResult]:
-    """Yield one result per file, in input order; failures are results, never exceptions."""
-    job = _Job(modality, primary_only, enforce_quality)
+    """Yield one result per file, in input order; failures are results, never exceptions.
+    ``keep_image`` hands each image back with its sample (enrolment keeps reference images)."""
+    job = _Job(modality, primary_only, enforce_quality, keep_image)
     paths = list(paths)
     if workers <= 1:
         _init_worker(settings, job)
@@ -84,6 +87,7 @@ def _extract_file(path: Path) -> FileResult:
             primary_only=job.primary_only,
             label=path.name,
             enforce_quality=job.enforce_quality,
+            keep_image=job.keep_image,
         )
         return FileResult(path, sample, None, time.perf_counter() - started)
     except BioMatchError as exc:

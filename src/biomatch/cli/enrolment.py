@@ -95,7 +95,7 @@ def enrol_bulk(
     by_subject = _images_by_subject(folder)
     files = [path for paths in by_subject.values() for path in paths]
     results = extract_files(
-        files, core.settings, modality, workers=workers, primary_only=primary_face
+        files, core.settings, modality, workers=workers, primary_only=primary_face, keep_image=True
     )
     accepted, rejected = _sort_extractions(
         tqdm(results, total=len(files), desc="extract", unit="img")
