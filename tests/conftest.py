@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from biomatch.accountability.principal import SYSTEM
 from biomatch.accountability.roles import Role
@@ -66,3 +70,25 @@ def issue_tokens(core: BioMatch, prefix: str = "") -> dict[str, dict[str, str]]:
         issued = core.create_operator(SYSTEM, f"{prefix}{role}", Role(role.rstrip("2")))
         headers[role] = {"Authorization": f"Bearer {issued.token}"}
     return headers
+
+
+# PostgreSQL tests: BIOMATCH_TEST_POSTGRES points them elsewhere; each gets a schema of its
+# own, dropped afterwards, and skips where no server answers.
+SERVER = os.environ.get(
+    "BIOMATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    schema = f"biomatch_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(SERVER)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    except OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {SERVER}: {exc.orig}")
+    yield f"{SERVER}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()

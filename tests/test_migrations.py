@@ -4,17 +4,14 @@ one answers, PostgreSQL."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from biomatch.store.database import Database, alembic_config
-from tests.test_postgres import SERVER
 
 OLD_ROWS = [
     "INSERT INTO galleries (id, name, description, created_at, revision, policy) "
@@ -84,20 +81,5 @@ def test_sqlite_database_of_0001_upgrades_with_its_data(tmp_path: Path) -> None:
     check_upgraded(upgrade_old_database(f"sqlite:///{tmp_path / 'old.sqlite3'}"))
 
 
-@pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
-    schema = f"biomatch_migrate_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(SERVER)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-    except OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {SERVER}: {exc.orig}")
-    yield f"{SERVER}?options=-csearch_path%3D{schema}"
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
-
-
-def test_postgresql_database_of_0001_upgrades_with_its_data(postgres_schema_url: str) -> None:
-    check_upgraded(upgrade_old_database(postgres_schema_url))
+def test_postgresql_database_of_0001_upgrades_with_its_data(postgres_url: str) -> None:
+    check_upgraded(upgrade_old_database(postgres_url))

@@ -5,14 +5,9 @@ schema of its own and drops it afterwards."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.principal import SYSTEM
@@ -20,25 +15,6 @@ from biomatch.accountability.roles import Role
 from biomatch.results import SearchContext
 from biomatch.service import BioMatch
 from tests.conftest import OPEN_POLICY, settings_for_tests
-
-SERVER = os.environ.get(
-    "BIOMATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    schema = f"biomatch_test_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(SERVER)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-    except OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {SERVER}: {exc.orig}")
-    yield f"{SERVER}?options=-csearch_path%3D{schema}"
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
 
 
 def test_core_runs_on_postgresql(postgres_url: str, tmp_path: Path, grace_hopper: bytes) -> None:

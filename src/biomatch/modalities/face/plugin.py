@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FaceConfig
-from biomatch.errors import InvalidRequest
 from biomatch.modalities.base import Capture, ModelInfo, QualityReport
 from biomatch.modalities.embedding import CosineEmbedding, unit
 from biomatch.modalities.face import landmarks, models, quality
@@ -55,21 +52,6 @@ class FaceModality(CosineEmbedding):
     @cached_property
     def _embedder(self) -> Any:
         return models.resnet_embedder()
-
-    def quality_weight(self, quality: Mapping[str, float]) -> float:
-        return 1.0
-
-    def position_of(self, template: bytes) -> int:
-        return 0
-
-    def with_position(self, template: bytes, position: int) -> bytes:
-        if position:
-            raise InvalidRequest("A face has no position code: give 0.", position=position)
-        return template
-
-    @cached_property
-    def calibration(self) -> ScoreCalibration:
-        return load_calibration(self.info.key)
 
     def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
         with self._lock:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from biomatch.modalities.model_cache import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +63,7 @@ def fused_model_path(source: Path, cache_dir: Path) -> Path:
         raise GraphRewriteError(f"unexpected LEADER graph: rewrote {counts}")
     data = model.SerializeToString()
     check_same_outputs(source.read_bytes(), data)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)  # atomic: readers never see a partial file
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(target, data)
     log.info("LEADER: fused graph written to %s (%s)", target, counts)
     return target
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from biomatch.modalities.model_cache import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,7 @@ def cleaned_model_path(source: Path, cache_dir: Path) -> Path:
     log.info("SFace: removed %d declared inputs", removed)
     data = model.SerializeToString()
     check_same_outputs(original, data)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)  # atomic: readers never see a partial file
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(target, data)
     log.info("SFace: cleaned graph written to %s", target)
     return target
 

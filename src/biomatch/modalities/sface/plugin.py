@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from biomatch.calibration import ScoreCalibration, load_calibration
 from biomatch.config import FaceConfig
-from biomatch.errors import InvalidRequest
 from biomatch.modalities.base import Capture, ModelInfo, QualityReport
 from biomatch.modalities.embedding import CosineEmbedding, unit
 from biomatch.modalities.face import quality
@@ -60,21 +57,6 @@ class SFaceModality(CosineEmbedding):
     def _embedder(self) -> SFaceEmbedder:
         with self._load_lock:
             return SFaceEmbedder(self._config.sface_runtime, self._cache_dir)
-
-    @cached_property
-    def calibration(self) -> ScoreCalibration:
-        return load_calibration(self.info.key)
-
-    def quality_weight(self, quality: Mapping[str, float]) -> float:
-        return 1.0
-
-    def position_of(self, template: bytes) -> int:
-        return 0
-
-    def with_position(self, template: bytes, position: int) -> bytes:
-        if position:
-            raise InvalidRequest("A face has no position code: give 0.", position=position)
-        return template
 
     def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
         detector = self._detector
