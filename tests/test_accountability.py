@@ -187,7 +187,30 @@ ENDPOINTS: list[tuple[Action | None, Request]] = [
         Action.TEMPLATES_UPGRADE,
         lambda w: ("POST", "/v1/galleries/g/templates/upgrade", {"json": {"model": "face"}}),
     ),
+    (None, lambda w: ("GET", "/v1/capabilities", {})),
+    (Action.CAPTURE_CHECK, lambda w: ("POST", "/v1/quality-check", {"files": w.image()})),
+    (
+        Action.SEARCH,
+        lambda w: ("POST", "/v1/offline-discards", {"json": {"discards": [DISCARD]}}),
+    ),
+    (Action.ADJUDICATE, lambda w: ("GET", "/v1/review-queue", {})),
+    (
+        Action.CANDIDATE_IMAGE_READ,
+        lambda w: (
+            "GET",
+            f"/v1/encounters/{w.encounter}/candidates/hopper/reference-image",
+            {},
+        ),
+    ),
 ]
+
+DISCARD = {
+    "queued_at": "2026-01-01T10:00:00Z",
+    "discarded_at": "2026-01-01T10:05:00Z",
+    "gallery": "g",
+    "mode": "identify",
+    "purpose": "identity_check",
+}
 
 # What an allowed call answers where it is not a success, by route: the request is valid for
 # the role but not for the data (a face photo as a finger, a broken record, a face subject's

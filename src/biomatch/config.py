@@ -204,6 +204,11 @@ class Settings(BaseSettings):
         ],
         description="Purposes a search may state; anything else is refused.",
     )
+    legal_authorities: list[str] = Field(
+        [],
+        description="Legal authorities a search may cite (the capture app offers them); "
+        "empty: any stated authority of 3-200 characters.",
+    )
     master_key_file: Path | None = Field(
         None, description="Key file of the master key; default data_dir/keys/master.key."
     )

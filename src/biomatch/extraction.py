@@ -43,6 +43,21 @@ def capture_quality(capture: Capture) -> CaptureQuality:
     )
 
 
+def assess(
+    data: bytes, modality: Modality, settings: Settings, *, primary_only: bool = False
+) -> tuple[CaptureQuality, bool, tuple[int, int]]:
+    """The quality gate alone, for a capture the operator may retake: (quality, whether a
+    subject was found, (width, height)). Makes no template."""
+    image = decode_image(
+        data,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        min_side=settings.min_image_side,
+    )
+    capture = modality.analyse(image, primary_only=primary_only)
+    return capture_quality(capture), capture.has_subject, (int(image.shape[1]), int(image.shape[0]))
+
+
 def extract(
     data: bytes,
     modality: Modality,

@@ -50,13 +50,15 @@ class GalleryOut(BaseModel):
 
 
 class SearchContext(BaseModel):
-    """Why a search is made and under what authority; recorded with the encounter."""
+    """Why a search is made and under what authority; recorded with the encounter.
+    ``training``: the operator is practising; only a training gallery may be searched."""
 
     purpose: str = Field(min_length=1, max_length=64)
     legal_authority: str = Field(min_length=3, max_length=200)
     case_reference: str | None = Field(None, max_length=200)
     location: str | None = Field(None, max_length=200)
     notes: str | None = Field(None, max_length=1000)
+    training: bool = False
 
 
 class ConsentIn(BaseModel):
@@ -239,6 +241,7 @@ class EncounterOut(BaseModel):
     result: dict[str, object]
     candidates: list[CandidateStatus]
     adjudications: list[AdjudicationOut]
+    training: bool = Field(False, description="A practice search against a training gallery.")
 
 
 class AuditEntryOut(BaseModel):
@@ -258,3 +261,80 @@ class AuditEntryOut(BaseModel):
 class RetentionOut(BaseModel):
     probes_deleted: int
     subjects_deleted: int
+
+
+class QualityReason(BaseModel):
+    name: str = Field(description="The failed check (e.g. brightness_min, yaw_deg).")
+    message: str = Field(description="What the operator can do about it, in plain words.")
+
+
+class QualityVerdictOut(BaseModel):
+    """The capture-quality gate's verdict on one capture; nothing was searched or stored."""
+
+    passed: bool
+    modality: str
+    model: str
+    reasons: list[QualityReason] = Field(description="Every failed check; empty when passed.")
+    checks: list[QualityCheckOut]
+    region: tuple[int, int, int, int] | None
+    width: int
+    height: int
+
+
+class PluginOut(BaseModel):
+    plugin: str = Field(description="The name a request's modality field takes.")
+    modality: str
+    capture_kind: str
+    model: str
+
+
+class GalleryChoice(BaseModel):
+    """A gallery as the capture app offers it: what its policy lets this operator do."""
+
+    name: str
+    description: str
+    modes: list[str] = Field(description="Searches this operator may make here.")
+    case_reference_required: bool
+    training: bool
+    keeps_reference_images: bool
+    confirmations_required: int
+
+
+class CapabilitiesOut(BaseModel):
+    operator: str
+    role: str
+    may: list[str]
+    purposes: list[str]
+    legal_authorities: list[str] = Field(
+        description="Configured authorities a search may cite; empty: any stated authority."
+    )
+    galleries: list[GalleryChoice]
+    plugins: list[PluginOut]
+    verify_target_fmr: float
+    identify_target_fmr: float
+    max_upload_bytes: int
+
+
+class OfflineDiscardIn(BaseModel):
+    """A capture queued on a device while offline and discarded there unsent."""
+
+    queued_at: datetime
+    discarded_at: datetime
+    gallery: str = Field(max_length=64)
+    mode: Literal["verify", "identify"]
+    purpose: str = Field(max_length=64)
+    reason: str = Field("", max_length=200)
+
+
+class ReviewItemOut(BaseModel):
+    """An encounter awaiting this reviewer's adjudication."""
+
+    encounter_id: str
+    gallery: str
+    operator: str
+    started_at: datetime
+    purpose: str
+    case_reference: str | None
+    training: bool
+    probe_image_kept: bool
+    open_candidates: int = Field(description="Candidates still leads that you have not judged.")

@@ -7,16 +7,27 @@ audit log apply to all of them alike. Each area lives in its own module under ``
 from __future__ import annotations
 
 from biomatch.accountability.principal import SYSTEM
+from biomatch.core.capture import CaptureAPI
 from biomatch.core.galleries import GalleriesAPI
 from biomatch.core.interchange import InterchangeAPI
 from biomatch.core.operators import OperatorsAPI
 from biomatch.core.oversight import OversightAPI
 from biomatch.core.references import ReferencesAPI
+from biomatch.core.review import ReviewAPI
 from biomatch.core.search import ProbeItem, SearchAPI
 from biomatch.core.state import DEFAULT_MODALITY
 
 
-class BioMatch(OperatorsAPI, GalleriesAPI, ReferencesAPI, SearchAPI, InterchangeAPI, OversightAPI):
+class BioMatch(
+    OperatorsAPI,
+    GalleriesAPI,
+    ReferencesAPI,
+    SearchAPI,
+    InterchangeAPI,
+    OversightAPI,
+    CaptureAPI,
+    ReviewAPI,
+):
     """Open it with ``BioMatch(Settings())``; close it with ``close()``."""
 
 

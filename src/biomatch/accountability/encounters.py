@@ -161,6 +161,7 @@ def encounter_view(encounter: Encounter, gallery: Gallery) -> EncounterOut:
             )
             for a in encounter.adjudications
         ],
+        training=policy.training,
     )
 
 

@@ -42,6 +42,11 @@ class GalleryPolicy(BaseModel):
     confirmations_required: int = Field(
         1, ge=1, le=3, description="Independent reviewer confirmations to confirm a lead."
     )
+    training: bool = Field(
+        False,
+        description="A practice gallery: its searches are audited but flagged training, left "
+        "out of the transparency statistics; a training search touches no other gallery.",
+    )
 
 
 PRESETS: dict[str, GalleryPolicy] = {

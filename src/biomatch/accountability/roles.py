@@ -30,6 +30,8 @@ class Action(StrEnum):
     RETENTION_RUN = "retention.run"
     IMAGE_READ = "image.read"
     TEMPLATES_UPGRADE = "templates.upgrade"
+    CAPTURE_CHECK = "capture.check"
+    CANDIDATE_IMAGE_READ = "image.candidate.read"
 
 
 # Separation of duties: those who search do not adjudicate or audit; admins run the system
@@ -50,6 +52,10 @@ MATRIX: dict[Action, frozenset[Role]] = {
     # Enrolment and probe images, for the people who compare them with a lead.
     Action.IMAGE_READ: frozenset({Role.REVIEWER}),
     Action.TEMPLATES_UPGRADE: frozenset({Role.ADMIN}),
+    # The quality gate alone (no search, nothing stored), for those who capture.
+    Action.CAPTURE_CHECK: frozenset({Role.FIELD_OPERATOR, Role.ENROLLER}),
+    # A 1:N candidate's reference photo: its reviewers, and the searcher of that encounter.
+    Action.CANDIDATE_IMAGE_READ: frozenset({Role.FIELD_OPERATOR, Role.REVIEWER}),
 }
 
 

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from biomatch import __version__
-from biomatch.api import multimodal_routes, routes
+from biomatch.api import app_routes, multimodal_routes, routes
+from biomatch.api.web import install_web
 from biomatch.config import Settings
 from biomatch.errors import BioMatchError
 from biomatch.service import BioMatch
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None, core: BioMatch | None = None) -
     )
     app.include_router(routes.router, prefix="/v1")
     app.include_router(multimodal_routes.router, prefix="/v1")
+    app.include_router(app_routes.router, prefix="/v1")
+    install_web(app)
     _install_error_handlers(app)
     return app
 

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 
 from biomatch.accountability import reports
+from biomatch.accountability.audit_filter import AuditFilter
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import Action, Role
@@ -67,6 +68,9 @@ def search_context(
     case_reference: Annotated[str | None, Form()] = None,
     location: Annotated[str | None, Form()] = None,
     notes: Annotated[str | None, Form()] = None,
+    training: Annotated[
+        bool, Form(description="A practice search: only a training gallery may be searched.")
+    ] = False,
 ) -> SearchContext:
     try:
         return SearchContext(
@@ -75,6 +79,7 @@ def search_context(
             case_reference=case_reference,
             location=location,
             notes=notes,
+            training=training,
         )
     except ValidationError as exc:
         fields = sorted({str(error["loc"][0]) for error in exc.errors()})
@@ -411,10 +416,12 @@ def adjudicate(
 def audit_entries(
     actor: Operator,
     core: Core,
+    where: Annotated[AuditFilter, Query()],
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[AuditEntryOut]:
-    return core.audit_entries(actor, after_seq, limit)
+    """Entries in chain order after ``after_seq`` (page on with the last seq seen)."""
+    return core.audit_entries(actor, after_seq, limit, where)
 
 
 @router.get("/audit/verify", response_model=ChainOut, tags=["audit"])

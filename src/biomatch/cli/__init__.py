@@ -15,7 +15,7 @@ from biomatch.cli.evaluation import eval_app
 from biomatch.cli.galleries import gallery_app
 from biomatch.cli.operators import operator_app
 from biomatch.cli.oversight import audit_app, encounter_app, keys_app
-from biomatch.cli.serve import db_app
+from biomatch.cli.serve import db_app, tls_app
 from biomatch.cli.subjects import subject_app
 
 app = typer.Typer(
@@ -40,5 +40,6 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(templates_app, name="templates")
+app.add_typer(tls_app, name="tls")
 
 __all__ = ["app", "reports_errors"]

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from biomatch.cli.common import DataDir, console, reports_errors, settings_for
+from biomatch.cli.common import DataDir, console, fail, reports_errors, settings_for
 from biomatch.config import Settings
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+tls_app = typer.Typer(help="TLS certificates for serving HTTPS.", no_args_is_help=True)
+
+
+@tls_app.command("self-signed")
+@reports_errors
+def tls_self_signed(
+    out_dir: Annotated[Path, typer.Option(help="Where cert.pem and key.pem go.")] = Path(
+        "data/tls"
+    ),
+    host: Annotated[
+        list[str] | None,
+        typer.Option(help="Host name or IP address the phone will use (repeatable)."),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=825)] = 30,
+) -> None:
+    """A development certificate and key (not for production: use a real certificate or a
+    TLS-terminating reverse proxy, see README)."""
+    from biomatch.tls import write_pair
+
+    hosts = host or ["localhost", "127.0.0.1"]
+    cert, key = write_pair(out_dir, hosts, days)
+    print(f"wrote {cert} and {key} for {', '.join(hosts)}, valid {days} days")
 
 
 def serve(
@@ -20,14 +43,36 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Processes, each with its models and index (one a core).")
     ] = 1,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="TLS certificate (PEM): serve HTTPS, as phones need.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
 ) -> None:
-    """Run the HTTP service (OpenAPI docs at /docs)."""
+    """Run the HTTP service (OpenAPI docs at /docs, the capture app at /app, the review
+    console at /console)."""
     import uvicorn
 
+    if (tls_cert is None) != (tls_key is None):
+        raise fail("error [invalid_request]: give --tls-cert and --tls-key together.")
+    for path in (tls_cert, tls_key):
+        if path is not None and not path.is_file():
+            raise fail(f"error [file]: {path} is not a file.")
     if data_dir is not None:
         os.environ["BIOMATCH_DATA_DIR"] = str(data_dir)  # read by every worker's Settings()
     migrate(settings_for(data_dir))  # once, before the workers start: they only check
-    uvicorn.run("biomatch.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    tls: dict[str, Any] = {}
+    if tls_cert and tls_key:
+        tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
+    uvicorn.run(
+        "biomatch.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        **tls,
+    )
 
 
 def migrate(settings: Settings) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from biomatch.accountability import encounters as enc
 from biomatch.accountability import reports
 from biomatch.accountability.audit import ChainReport, verify_chain
+from biomatch.accountability.audit_filter import AuditFilter
 from biomatch.accountability.crypto import MasterKey
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.principal import SYSTEM, Principal
@@ -78,16 +79,19 @@ class OversightAPI(CoreState):
             return enc.encounter_view(encounter, gallery)
 
     def audit_entries(
-        self, actor: Principal, after_seq: int = 0, limit: int = 1000
+        self,
+        actor: Principal,
+        after_seq: int = 0,
+        limit: int = 1000,
+        where: AuditFilter | None = None,
     ) -> list[AuditEntryOut]:
+        """Entries after ``after_seq`` in chain order, those ``where`` selects."""
         actor.require(Action.AUDIT_READ)
+        query = select(AuditEntry).where(AuditEntry.seq > after_seq)
+        if where is not None:
+            query = query.where(*where.conditions())
         with self.db.transaction() as session:
-            rows = session.scalars(
-                select(AuditEntry)
-                .where(AuditEntry.seq > after_seq)
-                .order_by(AuditEntry.seq)
-                .limit(limit)
-            )
+            rows = session.scalars(query.order_by(AuditEntry.seq).limit(limit))
             return [AuditEntryOut.model_validate(row, from_attributes=True) for row in rows]
 
     def verify_audit(self, actor: Principal) -> ChainReport:

@@ -241,6 +241,18 @@ class SearchAPI(CoreState):
             )
         if policy.case_reference_required and not (context.case_reference or "").strip():
             raise SearchContextMissing(f"Gallery {gallery!r} requires a case reference.")
+        authorities = self.settings.legal_authorities
+        if authorities and context.legal_authority not in authorities:
+            raise SearchContextMissing(
+                f"Legal authority {context.legal_authority!r} is not one of the configured "
+                "authorities.",
+                legal_authorities=authorities,
+            )
+        if context.training and not policy.training:
+            raise PolicyForbids(
+                f"Gallery {gallery!r} is operational: a training search may only use a "
+                "training gallery."
+            )
         self._search_limit.take(actor.name)
         return record
 
@@ -368,6 +380,8 @@ class SearchAPI(CoreState):
         """The encounter and its audit entry, in one transaction. The probe images are kept,
         encrypted, only as long as the gallery's policy says."""
         ended = datetime.now(UTC)
+        if gallery.policy.training:
+            result = {**result, "training": True}
         hashes = [s.sample.image_sha256 for s in samples]
         models = [s.sample.model_key for s in samples]
         with self._write_lock, self.db.write_transaction() as session:
@@ -407,6 +421,7 @@ class SearchAPI(CoreState):
                     "purpose": context.purpose,
                     "legal_authority": context.legal_authority,
                     "case_reference": context.case_reference,
+                    "training": gallery.policy.training,
                     "probe_sha256": hashes,
                     "model": sorted(set(models)),
                     "result": result,
