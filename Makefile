@@ -12,8 +12,10 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh package-lock.json
 run: install
 	$(BIN)/biomatch serve
 
+# The whole suite on SQLite, then on the PostgreSQL at 127.0.0.1:5432 (see README: Tests).
 test: install
 	$(BIN)/pytest
+	BIOMATCH_TEST_STORE=postgresql $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -100,6 +100,7 @@ def test_forged_checkpoint_signature_is_detected(tmp_path: Path, grace_hopper: b
     assert code == 1 and "signature" in message
 
 
+@pytest.mark.store("sqlite")  # reads the SQLite files on disk
 def test_database_file_holds_no_plaintext_template_or_image(
     tmp_path: Path, grace_hopper: bytes
 ) -> None:

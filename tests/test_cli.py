@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from biomatch.cli import app
-from tests.conftest import EXAMPLES, SHARED, shared_file
+from biomatch.config import Settings
+from tests.conftest import EXAMPLES, SHARED, TEST_STORE, shared_file
 
 runner = CliRunner()
 
@@ -214,17 +215,9 @@ def test_fingers_from_the_cli(data_dir: str) -> None:
 def test_db_upgrade_then_templates_upgrade(
     tmp_path: Path, data_dir: str, grace_hopper: bytes
 ) -> None:
-    import sqlite3
-
     code, _, err = run("db", "upgrade", "--data-dir", data_dir)
     assert code == 0, err
-    from alembic.script import ScriptDirectory
-
-    from biomatch.store.database import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    with sqlite3.connect(Path(data_dir) / "biomatch.sqlite3") as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+    assert schema_versions(data_dir) == [(alembic_head(),)]
     admin, enroller = token(data_dir, "ada", "admin"), token(data_dir, "eve", "enroller")
     code, _, err = run("gallery", "create", "g", "--token", admin, "--data-dir", data_dir)
     assert code == 0, err
@@ -270,20 +263,27 @@ def alembic_head() -> str:
 
 
 def schema_versions(data_dir: str) -> list[tuple[str]]:
-    import sqlite3
+    """The schema version rows of the store the data directory's settings name."""
+    from sqlalchemy import create_engine, text
 
-    with sqlite3.connect(Path(data_dir) / "biomatch.sqlite3") as connection:
-        return connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    engine = create_engine(Settings(data_dir=Path(data_dir)).resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+            return [(str(row[0]),) for row in rows]
+    finally:
+        engine.dispose()
 
 
 def test_db_upgrade_creates_the_schema_in_a_fresh_data_dir(data_dir: str) -> None:
     assert not Path(data_dir).exists()
     code, out, err = run("db", "upgrade", "--data-dir", data_dir)
     assert code == 0, err
-    assert (Path(data_dir) / "biomatch.sqlite3").is_file()
+    url = Settings(data_dir=Path(data_dir)).resolved_database_url
+    assert TEST_STORE != "sqlite" or (Path(data_dir) / "biomatch.sqlite3").is_file()
     assert schema_versions(data_dir) == [(alembic_head(),)]
     assert out == "" and err.strip().count("\n") == 0  # one line, on stderr
-    assert err.startswith("database at the newest schema: sqlite:///")
+    assert err.startswith(f"database at the newest schema: {url.split(':', 1)[0]}:")
     code, _, err = run("db", "upgrade", "--data-dir", data_dir)  # at head already: no change
     assert code == 0, err
     assert schema_versions(data_dir) == [(alembic_head(),)]
