@@ -114,7 +114,7 @@ def measure(repeats: int) -> dict[str, Any]:
         at_start_of(page, live, dark=False)  # grab a well-lit frame
         trips = page.evaluate(ROUND_TRIPS, repeats + 1)
         browser.close()
-    times = trips["times"][1:]  # the first loads the face models
+    times = trips["times"][1:]  # the first (a cold path) is reported apart
     return {
         "app_loaded_ms": round(loaded, 1),
         "capture_ready_first_ms": round(ready[0], 1),

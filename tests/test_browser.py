@@ -295,6 +295,11 @@ def take_photo(page: Any, live: Live, dark: bool = False) -> None:
     page.get_by_role("button", name="Take photo").click()
 
 
+def sign_in(page: Any, token: str, label: str = "Operator token") -> None:
+    page.get_by_label(label).fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
 def sign_in_by_keyboard(page: Any, token: str) -> None:
     for _ in range(12):
         if page.evaluate("() => document.activeElement && document.activeElement.id") == "token":
@@ -376,8 +381,7 @@ def test_field_operator_captures_verifies_and_identifies(
 @pytest.mark.shared_data
 def test_offline_captures_queue_encrypted_and_drain_on_reconnect(browser: Any, live: Live) -> None:
     page = open_page(browser, live, PHONE, "/app/")
-    page.get_by_label("Operator token").fill(live.tokens["officer"])
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, live.tokens["officer"])
     choose_search(page, "staff", "identify")
     page.get_by_role("button", name="Continue to capture").click()
     identify_before = sum(e.kind == "identify" for e in live.encounters())
@@ -442,8 +446,7 @@ def test_offline_captures_queue_encrypted_and_drain_on_reconnect(browser: Any, l
 @pytest.mark.shared_data
 def test_training_mode_searches_only_the_training_gallery(browser: Any, live: Live) -> None:
     page = open_page(browser, live, PHONE, "/app/")
-    page.get_by_label("Operator token").fill(live.tokens["officer"])
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, live.tokens["officer"])
     page.get_by_label("Training mode").check()
     assert page.locator("#training-banner").is_visible()
     options = page.get_by_label("Gallery", exact=True).locator("option").all_inner_texts()
@@ -477,15 +480,13 @@ class _ContactlessStandIn:
 @pytest.mark.shared_data
 def test_finger_capture_appears_only_with_a_contactless_plugin(browser: Any, live: Live) -> None:
     page = open_page(browser, live, PHONE, "/app/")
-    page.get_by_label("Operator token").fill(live.tokens["officer"])
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, live.tokens["officer"])
     page.get_by_role("heading", name="New search").wait_for()
     assert page.get_by_text("Four fingers of one hand").is_hidden()  # contact plug-in only
     register_plugin("finger-stand-in", lambda settings: _ContactlessStandIn())  # type: ignore[arg-type, return-value]
     try:
         page.get_by_role("button", name="Sign out").click()
-        page.get_by_label("Operator token").fill(live.tokens["officer"])
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, live.tokens["officer"])
         choose_search(page, "staff", "identify")
         page.get_by_label("Four fingers of one hand").check()
         page.get_by_role("button", name="Continue to capture").click()
@@ -548,8 +549,7 @@ def test_two_reviewers_confirm_and_the_auditor_sees_it(browser: Any, live: Live)
     check_screen(first, "tablet-console-3-review")
 
     second = open_page(browser, live, TABLET, "/console/")
-    second.get_by_label("Reviewer or auditor token").fill(live.tokens["reviewer2"])
-    second.get_by_role("button", name="Sign in").click()
+    sign_in(second, live.tokens["reviewer2"], "Reviewer or auditor token")
     _review(second, encounter, "Agree: ear, hairline and mole all match.", keyboard=True)
     status = second.locator(".candidate-card[data-subject='obama'] .candidate-status")
     assert "confirmed (2 of 2 confirmations)" in status.inner_text()
@@ -558,8 +558,7 @@ def test_two_reviewers_confirm_and_the_auditor_sees_it(browser: Any, live: Live)
     expect(row.locator("td").nth(4)).to_have_text("2")
 
     auditor = open_page(browser, live, TABLET, "/console/")
-    auditor.get_by_label("Reviewer or auditor token").fill(live.tokens["auditor"])
-    auditor.get_by_role("button", name="Sign in").click()
+    sign_in(auditor, live.tokens["auditor"], "Reviewer or auditor token")
     auditor.get_by_text("Chain intact").wait_for()
     check_screen(auditor, "tablet-console-4-audit-log")
     auditor.get_by_label("Purpose", exact=True).fill("criminal_investigation")

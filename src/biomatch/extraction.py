@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from biomatch.config import Settings
 from biomatch.errors import QualityRejected
 from biomatch.imaging import decode_image
@@ -48,14 +50,21 @@ def assess(
 ) -> tuple[CaptureQuality, bool, tuple[int, int]]:
     """The quality gate alone, for a capture the operator may retake: (quality, whether a
     subject was found, (width, height)). Makes no template."""
+    image, capture = _analysed(data, modality, settings, primary_only)
+    return capture_quality(capture), capture.has_subject, (int(image.shape[1]), int(image.shape[0]))
+
+
+def _analysed(
+    data: bytes, modality: Modality, settings: Settings, primary_only: bool
+) -> tuple[np.ndarray, Capture]:
+    """The decoded image (within the upload limits) and what the plug-in found in it."""
     image = decode_image(
         data,
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_image_pixels,
         min_side=settings.min_image_side,
     )
-    capture = modality.analyse(image, primary_only=primary_only)
-    return capture_quality(capture), capture.has_subject, (int(image.shape[1]), int(image.shape[0]))
+    return image, modality.analyse(image, primary_only=primary_only)
 
 
 def extract(
@@ -73,13 +82,7 @@ def extract(
     ``enforce_quality=False`` is for evaluations, which must score every capture that has a
     subject; a capture with no subject is rejected either way.
     """
-    image = decode_image(
-        data,
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
-        min_side=settings.min_image_side,
-    )
-    capture = modality.analyse(image, primary_only=primary_only)
+    image, capture = _analysed(data, modality, settings, primary_only)
     quality = capture_quality(capture)
     gate_failed = enforce_quality and not capture.quality.passed
     if gate_failed or not capture.has_subject:
