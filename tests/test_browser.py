@@ -40,6 +40,10 @@ from biomatch.results import SearchContext
 from biomatch.service import BioMatch
 from tests.conftest import EXAMPLES, REPO, settings_for_tests, shared_file
 
+# Once, in the SQLite pass of `make test`: the routes behind these screens run on both
+# stores in test_app_api.py and test_accountability.py, and CI's time is shared.
+pytestmark = pytest.mark.store("sqlite")
+
 CHROMIUM = os.environ.get("BIOMATCH_CHROMIUM", "/usr/bin/chromium")
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = Path(os.environ.get("BIOMATCH_SCREENSHOTS", REPO / "reports" / "screenshots"))
