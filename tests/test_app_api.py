@@ -298,6 +298,12 @@ def test_security_headers_on_every_page(service: Service, path: str) -> None:
     assert "camera=(self)" in response.headers["Permissions-Policy"]
 
 
+def test_https_answers_ask_for_https_from_then_on(service: Service) -> None:
+    response = service.client.get("https://testserver/app/")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert "Strict-Transport-Security" not in service.client.get("/app/").headers
+
+
 def test_api_answers_are_not_cached(service: Service) -> None:
     response = service.call("field_operator", "GET", "/v1/capabilities")
     assert response.headers["Cache-Control"] == "no-store"

@@ -340,6 +340,8 @@ def test_field_operator_captures_verifies_and_identifies(
     sign_in_by_keyboard(page, live.tokens["officer"])
 
     page.get_by_role("heading", name="New search").wait_for()
+    stored = page.evaluate("() => [sessionStorage.getItem('biomatch.token'), localStorage.length]")
+    assert stored == [live.tokens["officer"], 0]  # this tab only, never localStorage
     page.get_by_role("button", name="Continue to capture").click()
     page.get_by_text("Before searching, give").wait_for()  # nothing chosen: refused
     choose_search(page, "staff", "verify", subject="obama")
@@ -354,10 +356,14 @@ def test_field_operator_captures_verifies_and_identifies(
     assert page.get_by_role("button", name="Verify identity").is_hidden()  # only a pass searches
     check_screen(page, f"{device}-3-quality-reasons")
 
-    page.get_by_role("button", name="Retake").click()
-    take_photo(page, live)
+    assert page.evaluate("() => document.activeElement.id") == "retake"  # focus follows
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "shoot"
+    at_start_of(page, live, dark=False)
+    page.keyboard.press("Enter")
     page.get_by_text("Good capture: ready to search.").wait_for()
-    page.get_by_role("button", name="Verify identity").click()
+    assert page.evaluate("() => document.activeElement.textContent") == "Verify identity"
+    page.keyboard.press("Enter")
     outcome = page.locator(".outcome")
     outcome.wait_for()
     assert outcome.inner_text() == "Verified"

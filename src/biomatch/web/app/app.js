@@ -264,8 +264,18 @@ async function shoot() {
     showQuality(verdict);
   } catch (error) {
     if (isNetworkFailure(error)) await queueCapture(frame);
-    else showVerdict([element("p", { class: "error", text: error.message })]);
+    else refused(error);
   }
+}
+
+// The service's refusal, in its words; a token that stopped working leads back to sign-in.
+function refused(error) {
+  if (error.status === 401) {
+    signOut();
+    $("signin-error").textContent = `${error.message} Sign in again.`;
+    return;
+  }
+  showVerdict([element("p", { class: "error", text: error.message })]);
 }
 
 function pluginName() {
@@ -314,7 +324,7 @@ async function searchNow() {
     await showResult(search, result);
   } catch (error) {
     if (isNetworkFailure(error)) await queueCapture(state.still);
-    else showVerdict([element("p", { class: "error", text: error.message })]);
+    else refused(error);
   } finally {
     $("search").disabled = false;
   }
@@ -469,7 +479,10 @@ function wire() {
   $("gallery").addEventListener("change", applyPolicy);
   for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", applyPolicy);
   $("shoot").addEventListener("click", shoot);
-  $("retake").addEventListener("click", resetShot);
+  $("retake").addEventListener("click", () => {
+    resetShot();
+    $("shoot").focus();
+  });
   $("search").addEventListener("click", searchNow);
   $("torch").addEventListener("click", () => toggleTorch());
   $("back-to-setup").addEventListener("click", showSetup);
