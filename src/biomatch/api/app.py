@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,8 @@ def create_app(settings: Settings | None = None, core: BioMatch | None = None) -
         retention = asyncio.create_task(_retention_loop(app.state.core))
         yield
         retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention  # it releases the retention lease
         app.state.core.close()
 
     app = FastAPI(
@@ -47,15 +50,22 @@ def create_app(settings: Settings | None = None, core: BioMatch | None = None) -
 
 
 async def _retention_loop(core: BioMatch) -> None:
-    """Delete expired probes and enrolments periodically, for as long as the service runs."""
-    while True:
-        try:
-            result = await run_in_threadpool(core.run_retention)
-            if result.probes_deleted or result.subjects_deleted:
-                log.info("retention: %s", result.model_dump())
-        except Exception:
-            log.exception("retention run failed; retrying next period")
-        await asyncio.sleep(core.settings.retention_interval_s)
+    """Delete expired probes and enrolments periodically, for as long as the service runs.
+    One process of the deployment runs the job: the holder of the retention lease (the
+    first to take it); the others try each period and take over when the holder is gone."""
+    lease = core.db.lease("retention")
+    try:
+        while True:
+            try:
+                if await run_in_threadpool(lease.try_acquire):
+                    result = await run_in_threadpool(core.run_retention)
+                    if result.probes_deleted or result.subjects_deleted:
+                        log.info("retention: %s", result.model_dump())
+            except Exception:
+                log.exception("retention run failed; retrying next period")
+            await asyncio.sleep(core.settings.retention_interval_s)
+    finally:
+        lease.release()
 
 
 def _install_error_handlers(app: FastAPI) -> None:

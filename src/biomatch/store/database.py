@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from biomatch.store import locks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -55,6 +57,14 @@ class Database:
         processes (the service and a CLI command) never interleave their writes."""
         with self._write_sessions() as session, session.begin():
             yield session
+
+    def lease(self, name: str) -> locks.Lease:
+        """A lock one process of the deployment holds while it lives (``store/locks``)."""
+        return locks.Lease(self.engine, name)
+
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        """A critical section one process of the deployment runs at a time."""
+        return locks.exclusive(self.engine, name)
 
     def dispose(self) -> None:
         self.engine.dispose()
