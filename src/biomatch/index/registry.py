@@ -25,28 +25,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biomatch.config import IndexConfig
-from biomatch.index.base import SearchHit, VectorIndex
+from biomatch.index.base import (
+    CAUGHT_UP,
+    CURRENT,
+    LOADED,
+    ChangeSource,
+    Loader,
+    SearchHit,
+    VectorIndex,
+)
 from biomatch.index.factory import create_index
 from biomatch.index.subjects import search_subjects
-
-# Loads (template ids, subject ids, vectors) of one gallery and model from the store.
-Loader = Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Delta:
-    """What changed after an index's revision, up to ``revision``: template ids removed in
-    the gap (applied first) and (template id, subject id, vector) of those present at the end."""
-
-    revision: int
-    added: Sequence[tuple[int, int, np.ndarray]] = ()
-    removed: Sequence[int] = ()
-
-
-# changes(since revision) -> Delta, or None when the source cannot cover the gap.
-ChangeSource = Callable[[int], Delta | None]
-
-CURRENT, CAUGHT_UP, LOADED = "current", "caught_up", "loaded"
 
 
 @dataclass
@@ -91,6 +80,8 @@ class _Slot:
 
 
 class IndexRegistry:
+    shared = False  # each process holds its own indexes
+
     def __init__(self, config: IndexConfig) -> None:
         self._config = config
         self._slots: dict[tuple[int, str], _Slot] = {}
@@ -177,6 +168,17 @@ class IndexRegistry:
         slot = self._existing(gallery_id, model_key)
         entry = None if slot is None else slot.entry
         return None if entry is None else entry.revision
+
+    def template_ids(self, gallery_id: int, model_key: str) -> set[int] | None:
+        slot = self._existing(gallery_id, model_key)
+        if slot is None:
+            return None
+        with slot.lock:
+            return None if slot.entry is None else set(slot.entry.subject_of)
+
+    def reset(self, gallery_id: int, model_key: str) -> None:
+        with self._lock:
+            self._slots.pop((gallery_id, model_key), None)
 
     def drop_gallery(self, gallery_id: int) -> None:
         with self._lock:

@@ -66,6 +66,15 @@ def gallery_templates(
     return [(template_id, subject_id, data) for template_id, subject_id, data in rows]
 
 
+def gallery_template_ids(session: Session, gallery_id: int, model_key: str) -> Sequence[int]:
+    """Ids of every template of one model in a gallery."""
+    return session.scalars(
+        select(Template.id).where(
+            Template.gallery_id == gallery_id, Template.model_key == model_key
+        )
+    ).all()
+
+
 def subject_templates(
     session: Session, subject_ids: Sequence[int], model_keys: Sequence[str]
 ) -> Sequence[tuple[int, int, int, str, bytes]]:
