@@ -211,7 +211,7 @@ def test_store(
     url = _SCHEMAS.create()
     monkeypatch.setenv("BIOMATCH_DATABASE_URL", url)
     yield url
-    monkeypatch.delenv("BIOMATCH_DATABASE_URL")
+    monkeypatch.delenv("BIOMATCH_DATABASE_URL", raising=False)
     _SCHEMAS.drop(url)
 
 

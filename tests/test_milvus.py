@@ -105,9 +105,9 @@ def test_the_feed_repairs_a_crash_after_the_commit_or_before_the_label(
     def crash(self: MilvusRegistry, name: str, revision: int) -> None:
         raise ConnectionError("killed between the rows and the label")
 
-    monkeypatch.setattr(MilvusRegistry, "_label", crash)
-    indexes.added(gallery_id, later, more)  # logged, not raised: the feed holds the change
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        patched.setattr(MilvusRegistry, "_label", crash)
+        indexes.added(gallery_id, later, more)  # logged, not raised: the feed holds it
     assert indexes.revision(gallery_id, KEY) == revision - 1  # the label is behind its rows
 
     # The next search of any process replays the feed since the label, idempotently.
