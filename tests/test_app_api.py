@@ -268,6 +268,10 @@ def test_audit_log_filters(service: Service) -> None:
     page = service.call("auditor", "GET", "/v1/audit?limit=2").json()
     after = service.call("auditor", "GET", f"/v1/audit?limit=2&after_seq={page[-1]['seq']}")
     assert after.json()[0]["seq"] == page[-1]["seq"] + 1
+    newest = service.call("auditor", "GET", "/v1/audit?newest_first=true&limit=3").json()
+    assert [r["seq"] for r in newest] == sorted((r["seq"] for r in newest), reverse=True)
+    older = f"/v1/audit?newest_first=true&limit=3&before_seq={newest[-1]['seq']}"
+    assert service.call("auditor", "GET", older).json()[0]["seq"] == newest[-1]["seq"] - 1
     bad = service.call("auditor", "GET", "/v1/audit?since=yesterday")
     assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_request")
 

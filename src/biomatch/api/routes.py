@@ -419,9 +419,11 @@ def audit_entries(
     where: Annotated[AuditFilter, Query()],
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    newest_first: Annotated[bool, Query()] = False,
 ) -> list[AuditEntryOut]:
-    """Entries in chain order after ``after_seq`` (page on with the last seq seen)."""
-    return core.audit_entries(actor, after_seq, limit, where)
+    """Entries in chain order after ``after_seq`` (page on with the last seq seen), or newest
+    first (page back with ``before_seq``)."""
+    return core.audit_entries(actor, after_seq, limit, where, newest_first=newest_first)
 
 
 @router.get("/audit/verify", response_model=ChainOut, tags=["audit"])

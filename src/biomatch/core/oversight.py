@@ -84,14 +84,18 @@ class OversightAPI(CoreState):
         after_seq: int = 0,
         limit: int = 1000,
         where: AuditFilter | None = None,
+        *,
+        newest_first: bool = False,
     ) -> list[AuditEntryOut]:
-        """Entries after ``after_seq`` in chain order, those ``where`` selects."""
+        """Entries after ``after_seq`` that ``where`` selects, in chain order (or newest first:
+        page back with ``where.before_seq``)."""
         actor.require(Action.AUDIT_READ)
         query = select(AuditEntry).where(AuditEntry.seq > after_seq)
         if where is not None:
             query = query.where(*where.conditions())
+        order = AuditEntry.seq.desc() if newest_first else AuditEntry.seq
         with self.db.transaction() as session:
-            rows = session.scalars(query.order_by(AuditEntry.seq).limit(limit))
+            rows = session.scalars(query.order_by(order).limit(limit))
             return [AuditEntryOut.model_validate(row, from_attributes=True) for row in rows]
 
     def verify_audit(self, actor: Principal) -> ChainReport:

@@ -7,7 +7,7 @@ import { barChart, perDayChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 25;
-const state = { me: null, logPages: [0], filter: {} };
+const state = { me: null, logPages: [null], filter: {} };
 
 async function signIn(event) {
   event.preventDefault();
@@ -33,7 +33,7 @@ async function enter(me) {
   $("sign-out").hidden = false;
   $("auditor-nav").hidden = me.role !== "auditor";
   if (me.role === "reviewer") await showQueue();
-  else await showLog();
+  else await firstLogPage();
 }
 
 function signOut() {
@@ -153,14 +153,16 @@ function decisionForm(encounter, candidate) {
 
 // -- auditor --------------------------------------------------------------------------------
 
-async function showLog(after = 0) {
-  const query = new URLSearchParams({ after_seq: String(after), limit: String(PAGE) });
+// Newest first; `pages` holds the before_seq of each page shown (null: the newest).
+async function showLog(before = null) {
+  const query = new URLSearchParams({ newest_first: "true", limit: String(PAGE) });
+  if (before) query.set("before_seq", String(before));
   for (const [name, value] of Object.entries(state.filter)) if (value) query.set(name, value);
   const entries = await api(`/audit?${query}`);
   $("log-table").replaceChildren(entries.length ? logTable(entries) : element("p", { text: "No entries match." }));
-  $("log-prev").disabled = state.logPages.length <= 1;
-  $("log-next").disabled = entries.length < PAGE;
-  $("log-next").dataset.after = entries.length ? String(entries[entries.length - 1].seq) : String(after);
+  $("log-newer").disabled = state.logPages.length <= 1;
+  $("log-older").disabled = entries.length < PAGE;
+  $("log-older").dataset.before = entries.length ? String(entries[entries.length - 1].seq) : "";
   showScreen("log");
   checkChain();
 }
@@ -193,21 +195,25 @@ async function checkChain() {
   }
 }
 
+function firstLogPage() {
+  state.logPages = [null];
+  return showLog(null);
+}
+
 function applyFilter(event) {
   event.preventDefault();
   const form = new FormData($("log-filter"));
   state.filter = Object.fromEntries([...form.entries()].map(([k, v]) => [k, String(v).trim()]));
-  state.logPages = [0];
-  showLog(0);
+  firstLogPage();
 }
 
-function nextPage() {
-  const after = Number($("log-next").dataset.after || 0);
-  state.logPages.push(after);
-  showLog(after);
+function olderPage() {
+  const before = Number($("log-older").dataset.before);
+  state.logPages.push(before);
+  showLog(before);
 }
 
-function previousPage() {
+function newerPage() {
   if (state.logPages.length > 1) state.logPages.pop();
   showLog(state.logPages[state.logPages.length - 1]);
 }
@@ -248,10 +254,10 @@ function wire() {
   $("refresh-queue").addEventListener("click", showQueue);
   $("back-to-queue").addEventListener("click", showQueue);
   $("log-filter").addEventListener("submit", applyFilter);
-  $("log-next").addEventListener("click", nextPage);
-  $("log-prev").addEventListener("click", previousPage);
+  $("log-older").addEventListener("click", olderPage);
+  $("log-newer").addEventListener("click", newerPage);
   for (const button of document.querySelectorAll("#auditor-nav button")) {
-    button.addEventListener("click", () => (button.dataset.view === "log" ? showLog(0) : showReport()));
+    button.addEventListener("click", () => (button.dataset.view === "log" ? firstLogPage() : showReport()));
   }
 }
 
