@@ -325,6 +325,16 @@ def test_home_leads_to_the_app(service: Service) -> None:
     assert response.headers["location"] == "/app/"
 
 
+def test_the_app_is_installable(service: Service) -> None:
+    manifest = service.client.get("/app/manifest.webmanifest").json()
+    assert manifest["start_url"] == "/app/" and manifest["display"] == "standalone"
+    sizes = {icon["sizes"] for icon in manifest["icons"]}
+    assert {"192x192", "512x512"} <= sizes
+    for icon in manifest["icons"]:
+        assert service.client.get(f"/app/{icon['src']}").status_code == 200
+    assert service.client.get("/app/sw.js").status_code == 200
+
+
 def test_app_shell_is_under_its_budget() -> None:
     shell = [p for p in WEB_ROOT.rglob("*") if p.suffix in {".html", ".js", ".css"}]
     assert sum(p.stat().st_size for p in shell) < 200_000

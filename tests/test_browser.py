@@ -545,6 +545,15 @@ def _review(page: Any, encounter: str, reason: str, keyboard: bool = False) -> N
     page.locator(".candidate-card[data-subject='obama'] >> text=You decided: confirm").wait_for()
 
 
+def test_console_on_a_phone(browser: Any, live: Live) -> None:
+    page = open_page(browser, live, PHONE, "/console/")
+    check_screen(page, "phone-console-1-sign-in")
+    sign_in(page, live.tokens["reviewer"], "Reviewer or auditor token")
+    page.get_by_role("heading", name="Awaiting your review").wait_for()
+    check_screen(page, "phone-console-2-queue")
+    assert not page.errors, page.errors
+
+
 def _seqs(page: Any) -> list[int]:
     cells = page.locator("#log-table tbody tr td:first-child").all_inner_texts()
     return [int(cell) for cell in cells]

@@ -10,6 +10,7 @@ const SHELL = [
   "/app/app.css",
   "/app/manifest.webmanifest",
   "/app/icon.svg",
+  "/app/icon-192.png",
   "/shared/api.js",
   "/shared/words.js",
   "/shared/base.css",
