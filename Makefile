@@ -2,12 +2,16 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint eval-lfw calibrate eval-fvc calibrate-finger
+.PHONY: install install-dlib run test lint eval-lfw calibrate eval-fvc calibrate-finger
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh package-lock.json
 	scripts/install.sh
+
+# The optional dlib face model (plug-in face-dlib): compiled against OpenBLAS once.
+install-dlib:
+	BIOMATCH_DLIB=1 scripts/install.sh
 
 run: install
 	$(BIN)/biomatch serve

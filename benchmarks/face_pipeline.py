@@ -86,17 +86,18 @@ def measure_size_sface(data: bytes, settings: Any, repeats: int) -> dict[str, fl
     from biomatch.modalities import load_modality
     from biomatch.modalities.face import quality
     from biomatch.modalities.sface import alignment
-    from biomatch.modalities.sface.detector import YuNetDetector
-    from biomatch.modalities.sface.embedder import SFaceEmbedder
 
     face = load_modality("face-sface", settings)
+    # The plug-in's own detector and network, timed stage by stage.
+    detector, embedder = face._detector, face._embedder
     config = settings.face
-    detector = YuNetDetector(config.detection_long_side, config.sface_detection_threshold)
-    embedder = SFaceEmbedder(config.sface_runtime, settings.finger.resolved_model_cache_dir)
     limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_image_pixels}
     row: dict[str, float] = {}
     row["decode"], image = timed(lambda: decode_image(data, **limits), repeats)
-    row["detect (YuNet, 5 points)"], faces = timed(lambda: detector.detect(image), repeats)
+    side = config.sface_detection_long_side
+    row[f"detect (YuNet at <= {side} px, 5 points)"], faces = timed(
+        lambda: detector.detect(image), repeats
+    )
     points = faces[0].landmarks.points
     row["align (112 + quality chip)"], (chip, quality_chip) = timed(
         lambda: (alignment.embedding_chip(image, points), alignment.quality_chip(image, points)),
@@ -105,8 +106,10 @@ def measure_size_sface(data: bytes, settings: Any, repeats: int) -> dict[str, fl
     row["quality"], _ = timed(
         lambda: quality.face_checks(quality_chip, faces[0].landmarks, config.quality), repeats
     )
-    chips = [chip, np.ascontiguousarray(chip[:, ::-1])]
-    row[f"embed (chip + mirror, {config.sface_runtime})"], _ = timed(
+    flips = face._flip_average
+    chips = [chip, *([np.ascontiguousarray(chip[:, ::-1])] if flips else [])]
+    what = "chip + mirror" if flips else "chip"
+    row[f"embed ({what}, {config.sface_runtime})"], _ = timed(
         lambda: embedder.embed(chips), repeats
     )
     row["end to end"], _ = timed(lambda: extract(data, face, settings), repeats)

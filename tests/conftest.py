@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +29,14 @@ def shared_file(path: Path) -> Path:
         pytest.skip(f"needs the evaluation data at {path} (../shared/data); absent here")
     return path
 
+
+# The dlib face model is an optional extra (compiled): its tests skip where it is absent.
+needs_dlib = pytest.mark.skipif(
+    importlib.util.find_spec("dlib") is None,
+    reason="needs the optional dlib face model (make install-dlib); dlib is not installed here",
+)
+# Each face plug-in BioMatch ships, for tests every face model must pass.
+FACE_PLUGINS = ["face-sface", pytest.param("face-dlib", marks=needs_dlib)]
 
 ReadExample = Callable[[str], bytes]
 

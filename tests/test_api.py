@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from biomatch.api import create_app
+from biomatch.config import Settings
+from biomatch.modalities import load_modality
 from tests.conftest import (
     EXAMPLES,
     OPEN_POLICY,
@@ -65,7 +67,8 @@ def error_code(response: Response) -> str:
 def test_enrolled_subject_lists_its_samples(client: TestClient) -> None:
     body = client.get("/v1/galleries/staff/subjects/obama", headers=H["enroller"]).json()
     assert len(body["samples"]) == 2
-    assert body["samples"][0]["model"] == "face/dlib-resnet34-v1@1.0-flip"
+    assert body["samples"][0]["model"] == load_modality("face", Settings()).info.key
+    assert body["samples"][0]["model"].startswith("face/sface-2021dec-int8bq@")
     assert body["samples"][0]["quality"]["inter_eye_distance_px"] > 28
     assert client.get("/v1/galleries/staff").json()["subjects"] == 2
 

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from biomatch.calibration import ScoreCalibration, calibration_path
+from biomatch.config import Settings
+from biomatch.modalities import load_modality
 
 
 def make(n: int = 100_000) -> ScoreCalibration:
@@ -53,9 +55,13 @@ def test_round_trip_through_file(tmp_path: Path) -> None:
     assert loaded.threshold_for(1e-3) == pytest.approx(calibration.threshold_for(1e-3), abs=1e-6)
 
 
-def test_packaged_face_calibration_exists_and_is_measured_on_lfw() -> None:
-    path = calibration_path("face/dlib-resnet34-v1@1.0-flip")
-    calibration = ScoreCalibration.load(path)
+@pytest.mark.parametrize(
+    "model_key", ["face/dlib-resnet34-v1@1.0-flip", load_modality("face", Settings()).info.key]
+)
+def test_packaged_face_calibration_exists_and_is_measured_on_lfw(model_key: str) -> None:
+    """dlib's and the default face model's (SFace)."""
+    calibration = ScoreCalibration.load(calibration_path(model_key))
+    assert calibration.model_key == model_key
     assert calibration.n_impostor > 1_000_000
     assert "LFW" in calibration.source["dataset"]
     assert 0.0 < calibration.threshold_for(1e-3) < 1.0

@@ -213,8 +213,10 @@ def test_fingers_from_the_cli(data_dir: str) -> None:
 
 
 def test_db_upgrade_then_templates_upgrade(
-    tmp_path: Path, data_dir: str, grace_hopper: bytes
+    tmp_path: Path, data_dir: str, grace_hopper: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A gallery enrolled under the former SFace configuration (points as detected, chip +
+    mirror: key 1.0-flip) moves to the default one from its kept images."""
     code, _, err = run("db", "upgrade", "--data-dir", data_dir)
     assert code == 0, err
     assert schema_versions(data_dir) == [(alembic_head(),)]
@@ -223,9 +225,12 @@ def test_db_upgrade_then_templates_upgrade(
     assert code == 0, err
     photo = tmp_path / "hopper.jpg"
     photo.write_bytes(grace_hopper)
-    code, _, err = run(
-        "enrol", "g", "hopper", str(photo), "--token", enroller, "--data-dir", data_dir
-    )
+    with monkeypatch.context() as former:
+        former.setenv("BIOMATCH_FACE__SFACE_LANDMARK_FACE_PX", "0")
+        former.setenv("BIOMATCH_FACE__FLIP_AVERAGE", "true")
+        code, _, err = run(
+            "enrol", "g", "hopper", str(photo), "--token", enroller, "--data-dir", data_dir
+        )
     assert code == 0, err
     upgrade = ("templates", "upgrade", "g", "--model", "face-sface", "--data-dir", data_dir)
     code, out, err = run(*upgrade, "--token", enroller)

@@ -1,4 +1,5 @@
-"""The face plug-in on real photos (matplotlib's Grace Hopper; shared fixtures where present)."""
+"""Every face plug-in on real photos (matplotlib's Grace Hopper; shared fixtures where
+present): SFace (the default) and dlib (where its optional extra is installed)."""
 
 import cv2
 import numpy as np
@@ -9,14 +10,15 @@ from biomatch.errors import QualityRejected
 from biomatch.extraction import extract
 from biomatch.imaging import decode_image
 from biomatch.modalities import Modality, load_modality
-from tests.conftest import FACE_FIXTURES, ReadExample, shared_file
+from tests.conftest import FACE_FIXTURES, FACE_PLUGINS, ReadExample, needs_dlib, shared_file
 
 SETTINGS = Settings()
 
 
-@pytest.fixture(scope="module")
-def face() -> Modality:
-    return load_modality("face", SETTINGS)
+@pytest.fixture(scope="module", params=FACE_PLUGINS)
+def face(request: pytest.FixtureRequest) -> Modality:
+    plugin: Modality = load_modality(request.param, SETTINGS)
+    return plugin
 
 
 def encode(image: np.ndarray) -> bytes:
@@ -36,7 +38,7 @@ def test_template_is_a_unit_vector_tagged_with_the_model(
     vector = face.index_vector(sample.template)
     assert vector.shape == (128,)
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
-    assert sample.model_key == "face/dlib-resnet34-v1@1.0-flip"
+    assert sample.model_key == face.info.key
     assert sample.quality.passed
 
 
@@ -118,6 +120,7 @@ def test_resolutions_of_one_photo_agree(face: Modality, example: ReadExample) ->
     assert np.all(scores > 0.9)
 
 
+@needs_dlib
 def test_primary_face_is_the_central_one_unless_configured_largest() -> None:
     from biomatch.modalities.face.detector import FaceBox, primary_first
 
@@ -128,13 +131,14 @@ def test_primary_face_is_the_central_one_unless_configured_largest() -> None:
     assert primary_first([central_small, edge_large], shape, "largest")[0] == edge_large
 
 
+@needs_dlib
 def test_accurate_profile_is_a_separate_model_version(grace_hopper: bytes) -> None:
     from biomatch.config import FaceConfig
 
     settings = Settings(face=FaceConfig(detector="cnn", chip_jitter=True))
-    accurate = load_modality("face", settings)
+    accurate = load_modality("face-dlib", settings)
     assert accurate.info.key == "face/dlib-resnet34-v1@1.0-flip-jitter4-cnn"
-    fast = load_modality("face", SETTINGS)
+    fast = load_modality("face-dlib", SETTINGS)
     image = decode_image(grace_hopper, max_bytes=10**8, max_pixels=10**8)
     same_face = float(
         accurate.index_vector(accurate.make_template(accurate.analyse(image)))

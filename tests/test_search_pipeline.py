@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,14 +16,22 @@ import pytest
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.principal import SYSTEM, Principal
 from biomatch.accountability.roles import Role
-from biomatch.config import Settings
+from biomatch.config import FaceConfig, Settings
 from biomatch.errors import Forbidden, ImageNotKept, NoReference
-from biomatch.modalities import Capture, register_plugin, unregister_plugin
-from biomatch.modalities.face import FaceModality
+from biomatch.modalities import Capture, load_modality, register_plugin, unregister_plugin
 from biomatch.modalities.finger import FingerModality
+from biomatch.modalities.sface import SFaceModality
 from biomatch.results import SearchContext
 from biomatch.service import BioMatch, ProbeItem
-from tests.conftest import OPEN_POLICY, SEARCH, SHARED, settings_for_tests, shared_file
+from tests.conftest import (
+    OPEN_POLICY,
+    SEARCH,
+    SHARED,
+    ReadExample,
+    needs_dlib,
+    settings_for_tests,
+    shared_file,
+)
 
 CONTEXT = SearchContext(**SEARCH)
 ENROLLER = Principal(1, "eve", Role.ENROLLER)
@@ -55,16 +64,16 @@ class StandInContactless(FingerModality):
         return super().analyse(image, primary_only=primary_only)
 
 
-class SecondFaceModel(FaceModality):
-    """A second face model (here dlib's under another key): never mixed with the first."""
+class SecondFaceModel(SFaceModality):
+    """A second face model (here SFace's under another key): never mixed with the first."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.face)
+        super().__init__(settings.face, settings.finger.resolved_model_cache_dir)
         self.info = replace(self.info, model_id="second-model")
 
     @property
     def calibration(self) -> Any:
-        return FaceModality(Settings().face).calibration
+        return load_modality("face-sface", Settings()).calibration
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +147,7 @@ def test_upgrade_templates_the_kept_images_and_is_resumable(
     assert (again.templated, again.already_templated) == (0, 1)
     subject = core.get_subject(REVIEWER, "up", "kept")
     assert sorted(subject.samples[0].models) == sorted(
-        ["face/dlib-resnet34-v1@1.0-flip", core.modality("face-second").info.key]
+        [core.modality("face").info.key, core.modality("face-second").info.key]
     )
     item = ProbeItem("face", grace_hopper, plugin="face-second")
     assert core.verify_probe(FIELD, "up", "kept", [item], CONTEXT).decision == "match"
@@ -169,4 +178,38 @@ def test_a_command_that_needs_no_model_loads_none(tmp_path: Any) -> None:
     core = BioMatch(settings_for_tests(tmp_path))
     core.verify_audit(Principal(None, "a", Role.AUDITOR))
     assert core._plugins == {}
+    core.close()
+
+
+@needs_dlib
+def test_a_dlib_gallery_keeps_working_and_upgrades_to_the_default_model(
+    tmp_path: Path, example: ReadExample
+) -> None:
+    """A gallery templated with dlib (the former default) is searched with dlib after the
+    default became SFace, and `templates upgrade` moves it to SFace from its kept images."""
+    obama, obama2, biden = example("obama.jpg"), example("obama2.jpg"), example("biden.jpg")
+    before = settings_for_tests(tmp_path)
+    before.face = FaceConfig(model="dlib")
+    old = BioMatch(before)
+    old.create_gallery(SYSTEM, "old", policy=GalleryPolicy.model_validate(OPEN_POLICY))
+    old.enrol(ENROLLER, "old", "obama", [obama])
+    old.enrol(ENROLLER, "old", "biden", [biden])
+    dlib_key = old.modality("face").info.key
+    old.close()
+
+    core = BioMatch(settings_for_tests(tmp_path))  # the default face model: SFace
+    sface_key = core.modality("face").info.key
+    assert sface_key.startswith("face/sface") and dlib_key.startswith("face/dlib")
+    verified = core.verify(FIELD, "old", "obama", obama2, CONTEXT)
+    assert verified.decision == "match" and verified.contributions[0].model == dlib_key
+    upgraded = core.upgrade_templates(ADMIN, "old", "face")
+    assert (upgraded.templated, upgraded.needs_recapture) == (2, [])
+    assert sorted(core.get_subject(REVIEWER, "old", "biden").samples[0].models) == sorted(
+        [dlib_key, sface_key]
+    )
+    verified = core.verify(FIELD, "old", "obama", obama2, CONTEXT)
+    assert verified.decision == "match" and verified.contributions[0].model == sface_key
+    found = core.identify(FIELD, "old", obama2, CONTEXT, top_k=2)
+    assert found.candidates[0].subject_id == "obama"
+    assert core.verify(FIELD, "old", "biden", obama2, CONTEXT).decision == "no_match"
     core.close()

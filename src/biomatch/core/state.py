@@ -19,6 +19,7 @@ from biomatch.config import Settings
 from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
 from biomatch.errors import (
     InvalidRequest,
+    ModelUnavailable,
     OptedOut,
 )
 from biomatch.extraction import ExtractedSample
@@ -78,8 +79,16 @@ class CoreState:
         return self._plugins[name]
 
     def all_plugins(self) -> list[Modality]:
-        """Every installed plug-in (cheap: constructing one loads no model)."""
-        return [self.modality(name) for name in available_plugins()]
+        """Every installed plug-in that can run here (cheap: constructing one loads no
+        model); one whose library or configuration is missing (``ModelUnavailable``, e.g.
+        face-dlib without the dlib extra) is left out."""
+        plugins = []
+        for name in available_plugins():
+            try:
+                plugins.append(self.modality(name))
+            except ModelUnavailable:
+                continue
+        return plugins
 
     def plugin_for_key(self, model_key: str) -> Modality | None:
         return next((p for p in self.all_plugins() if p.info.key == model_key), None)

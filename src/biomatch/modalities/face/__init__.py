@@ -1,8 +1,7 @@
-"""Face modality: dlib HOG detection, 5-point alignment, ResNet-34 128-d embedding.
-
-``create`` (the ``face`` entry point) runs the model ``BIOMATCH_FACE__MODEL`` names: dlib
-(default) or SFace (``modalities/sface``). dlib is imported only where dlib runs, so the
-SFace path never loads it.
+"""Face modality plug-ins. ``create`` (the ``face`` entry point) runs the model
+``BIOMATCH_FACE__MODEL`` names: SFace on YuNet (default, ``modalities/sface``), dlib (HOG
+detection, 5-point alignment, ResNet-34; the optional ``dlib`` extra) or a configured ONNX
+network (``modalities/sface/configured.py``). dlib is imported only where dlib runs.
 """
 
 from __future__ import annotations
@@ -10,12 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from biomatch.config import Settings
+from biomatch.errors import ModelUnavailable
 
 if TYPE_CHECKING:
     from biomatch.modalities.base import Modality
     from biomatch.modalities.face.plugin import FaceModality
+    from biomatch.modalities.sface.configured import OnnxFaceModality
 
-__all__ = ["FaceModality", "create", "create_dlib"]
+__all__ = ["FaceModality", "create", "create_dlib", "create_onnx"]
 
 
 def create(settings: Settings) -> Modality:
@@ -25,14 +26,36 @@ def create(settings: Settings) -> Modality:
         from biomatch.modalities import sface
 
         return sface.create(settings)
+    if settings.face.model == "onnx":
+        return create_onnx(settings)
     return create_dlib(settings)
 
 
 def create_dlib(settings: Settings) -> FaceModality:
-    """The dlib plug-in whatever ``face.model`` says (entry point ``face-dlib``)."""
-    from biomatch.modalities.face.plugin import FaceModality
-
+    """The dlib plug-in whatever ``face.model`` says (entry point ``face-dlib``); 503
+    ``model_unavailable`` where the dlib extra is not installed."""
+    try:
+        from biomatch.modalities.face.plugin import FaceModality
+    except ImportError as exc:
+        raise ModelUnavailable(
+            f"The dlib face model is not installed ({exc}): run `make install-dlib` "
+            "(or BIOMATCH_DLIB=1 scripts/install.sh), or use the default SFace model.",
+            model="face-dlib",
+        ) from None
     return FaceModality(settings.face)
+
+
+def create_onnx(settings: Settings) -> OnnxFaceModality:
+    """YuNet and the ONNX network of ``face.onnx`` (entry point ``face-onnx``); 503
+    ``model_unavailable`` where no model file is configured."""
+    from biomatch.modalities.sface.configured import OnnxFaceModality
+
+    if settings.face.onnx.model_path is None:
+        raise ModelUnavailable(
+            "No face.onnx.model_path configured: set BIOMATCH_FACE__ONNX__MODEL_PATH.",
+            model="face-onnx",
+        )
+    return OnnxFaceModality(settings.face)
 
 
 def __getattr__(name: str) -> Any:

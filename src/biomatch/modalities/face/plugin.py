@@ -29,12 +29,13 @@ class FaceModality(CosineEmbedding):
 
     def __init__(self, config: FaceConfig) -> None:
         self._config = config
+        self._flip_average = config.flips(True)
         # dlib's networks keep per-call state, so one call at a time per process.
         self._lock = threading.Lock()
         # Options that change templates are in the version: a change is a visible
         # re-enrolment and needs its own calibration file.
         tags = [
-            *(["flip"] if config.flip_average else []),
+            *(["flip"] if self._flip_average else []),
             *(["jitter4"] if config.chip_jitter else []),
             *(["cnn"] if config.detector == "cnn" else []),
         ]
@@ -77,7 +78,7 @@ class FaceModality(CosineEmbedding):
         chips = [subject.chip]
         if self._config.chip_jitter:
             chips += landmarks.jittered(subject.chip)
-        if self._config.flip_average:
+        if self._flip_average:
             chips += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
         with self._lock:
             descriptors = self._embedder.compute_face_descriptor(chips)

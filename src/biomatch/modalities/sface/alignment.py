@@ -54,9 +54,21 @@ def _warp(image: np.ndarray, points: np.ndarray, template: np.ndarray, size: int
     )
 
 
-def embedding_chip(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The 112x112 RGB chip SFace embeds."""
-    return _warp(rgb, points, ARCFACE_TEMPLATE, EMBEDDING_SIZE)
+def embedding_chip(
+    rgb: np.ndarray,
+    points: np.ndarray,
+    template: np.ndarray = ARCFACE_TEMPLATE,
+    size: int = EMBEDDING_SIZE,
+) -> np.ndarray:
+    """The ``size`` x ``size`` RGB chip with the five points moved onto ``template`` (by
+    default the 112x112 chip SFace embeds)."""
+    return _warp(rgb, points, template, size)
+
+
+def arcface_template(size: int) -> np.ndarray:
+    """The ArcFace template scaled from its 112x112 canvas to ``size`` x ``size``."""
+    scaled: np.ndarray = ARCFACE_TEMPLATE * (size / EMBEDDING_SIZE)
+    return scaled
 
 
 def quality_chip(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
