@@ -13,7 +13,6 @@ from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import MATRIX, Action
 from biomatch.core.state import DEFAULT_MODALITY, CoreState
 from biomatch.extraction import assess
-from biomatch.modalities import available_plugins
 from biomatch.results import (
     CapabilitiesOut,
     GalleryChoice,
@@ -86,7 +85,7 @@ class CaptureAPI(CoreState):
             purposes=self.settings.purposes,
             legal_authorities=self.settings.legal_authorities,
             galleries=[c for c in choices if c.modes] if Action.SEARCH in may else [],
-            plugins=self._plugin_list(available_plugins()),
+            plugins=self._plugin_list(self.runnable_plugin_names()),
             verify_target_fmr=self.settings.verify_target_fmr,
             identify_target_fmr=self.settings.identify_target_fmr,
             max_upload_bytes=self.settings.max_upload_bytes,

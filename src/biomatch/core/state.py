@@ -80,15 +80,20 @@ class CoreState:
 
     def all_plugins(self) -> list[Modality]:
         """Every installed plug-in that can run here (cheap: constructing one loads no
-        model); one whose library or configuration is missing (``ModelUnavailable``, e.g.
-        face-dlib without the dlib extra) is left out."""
-        plugins = []
+        model)."""
+        return [self.modality(name) for name in self.runnable_plugin_names()]
+
+    def runnable_plugin_names(self) -> list[str]:
+        """The installed plug-ins but those whose library or configuration is missing
+        (``ModelUnavailable``: face-dlib without the dlib extra, face-onnx unconfigured)."""
+        names = []
         for name in available_plugins():
             try:
-                plugins.append(self.modality(name))
+                self.modality(name)
             except ModelUnavailable:
                 continue
-        return plugins
+            names.append(name)
+        return names
 
     def plugin_for_key(self, model_key: str) -> Modality | None:
         return next((p for p in self.all_plugins() if p.info.key == model_key), None)
