@@ -545,6 +545,28 @@ def _review(page: Any, encounter: str, reason: str, keyboard: bool = False) -> N
     page.locator(".candidate-card[data-subject='obama'] >> text=You decided: confirm").wait_for()
 
 
+@pytest.mark.shared_data
+def test_free_text_authority_where_none_is_configured(browser: Any, live: Live) -> None:
+    configured = live.core.settings.legal_authorities
+    live.core.settings.legal_authorities = []
+    try:
+        page = open_page(browser, live, PHONE, "/app/")
+        sign_in(page, live.tokens["officer"])
+        for _ in range(2):  # the form is rebuilt each time
+            page.get_by_label("Training mode").click()
+        page.get_by_label("Gallery", exact=True).select_option("staff")
+        page.get_by_label("Identify: search").check()
+        page.get_by_label("Purpose", exact=True).select_option("identity_check")
+        authority = page.get_by_label("Legal authority", exact=True)
+        assert authority.evaluate("node => node.tagName") == "INPUT"
+        authority.fill("Police Act 1996 s.30")
+        page.get_by_role("button", name="Continue to capture").click()
+        page.get_by_role("heading", name="Face capture").wait_for()
+        assert not page.errors, page.errors
+    finally:
+        live.core.settings.legal_authorities = configured
+
+
 def test_console_on_a_phone(browser: Any, live: Live) -> None:
     page = open_page(browser, live, PHONE, "/console/")
     check_screen(page, "phone-console-1-sign-in")

@@ -91,7 +91,7 @@ function fillSetup() {
   $("authority-text").hidden = Boolean(authorities.length);
   $("authority").required = Boolean(authorities.length);
   $("authority-text").required = !authorities.length;
-  document.querySelector('label[for="authority"]').htmlFor = authorities.length ? "authority" : "authority-text";
+  $("authority-label").htmlFor = authorities.length ? "authority" : "authority-text";
   if (authorities.length) fillChoice($("authority"), authorities, false);
   const finger = contactlessFinger();
   $("modality-group").hidden = !finger;
