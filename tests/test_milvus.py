@@ -226,3 +226,17 @@ def test_dedup_from_the_cli_reports_pairs_as_json(tmp_path: Path, grace_hopper: 
     field = token(data_dir, "fay", "field_operator")
     code, _, err = run("dedup", "g", "--token", field, "--data-dir", data_dir)
     assert code == 2 and "forbidden" in err
+
+
+def test_a_milvus_that_does_not_answer_is_a_503_not_a_500(
+    store: tuple[Database, Vault, int, IndexConfig],
+) -> None:
+    from biomatch.errors import IndexUnavailable
+
+    db, vault, gallery_id, _ = store
+    revision, _, _ = enrol(db, vault, gallery_id, "alice", unit_vectors(1, seed=2))
+    gone = IndexConfig(backend="milvus", milvus_uri="http://127.0.0.1:9")  # nothing listens
+    indexes = GalleryIndexes(db, Vault(vault.master), gone)
+    with pytest.raises(IndexUnavailable) as caught:
+        indexes.catch_up(gallery_id, revision, KEY, VectorPlugin())  # type: ignore[arg-type]
+    assert caught.value.http_status == 503 and caught.value.code == "index_unavailable"

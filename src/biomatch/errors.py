@@ -153,6 +153,13 @@ class ModelUnavailable(BioMatchError):
     http_status = 503
 
 
+class IndexUnavailable(BioMatchError):
+    """The external 1:N index (Milvus) did not answer; the record store is untouched."""
+
+    code = "index_unavailable"
+    http_status = 503
+
+
 class InvalidTemplate(BioMatchError):
     """A template or interchange record that cannot be decoded."""
 

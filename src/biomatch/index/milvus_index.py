@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from biomatch.config import IndexConfig
+from biomatch.errors import IndexUnavailable
 from biomatch.index.base import (
     CAUGHT_UP,
     CURRENT,
@@ -73,7 +75,7 @@ class MilvusRegistry:
         name = self.collection(gallery_id, model_key)
         if self._seen.get(name, -1) >= revision:
             return CURRENT
-        with self._exclusive(f"milvus:{name}"):
+        with self._answering(), self._exclusive(f"milvus:{name}"):
             stored = self._stored_revision(name)
             if stored is not None and stored >= revision:
                 self._seen[name] = stored
@@ -114,6 +116,10 @@ class MilvusRegistry:
     ) -> list[tuple[int, SearchHit]]:
         """Best hit of each of the top ``subjects`` subjects (Milvus groups by subject)."""
         name = self.collection(gallery_id, model_key)
+        with self._answering():
+            return self._search(name, vector, subjects)
+
+    def _search(self, name: str, vector: np.ndarray, subjects: int) -> list[tuple[int, SearchHit]]:
         if subjects <= 0 or not self._ready(name):
             return []
         found = self._milvus().search(
@@ -264,6 +270,19 @@ class MilvusRegistry:
                 yield from batch
         finally:
             iterator.close()
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Milvus not answering is a 503 ``index_unavailable``, never a 500."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            yield
+        except MilvusException as exc:
+            raise IndexUnavailable(
+                "The 1:N index (Milvus) did not answer; try again later.",
+                reason=str(getattr(exc, "message", exc))[:200],
+            ) from exc
 
     def _milvus(self) -> Any:
         return milvus_client(str(self._config.milvus_uri), self._config.milvus_token or "")
