@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-dlib run test lint eval-lfw calibrate eval-fvc calibrate-finger
+.PHONY: install install-dlib run test lint eval-lfw calibrate eval-fvc calibrate-finger calibrate-contactless
 
 install: $(VENV)/.installed
 
@@ -41,3 +41,12 @@ eval-fvc: install
 
 calibrate-finger: install
 	$(BIN)/biomatch calibrate-finger $(FVC)/fvc2002_db1b/DB1_B $(FVC)/fvc2000_db1b/DB1_B --cache data/cache/fvc.json
+
+CONTACTLESS_SOURCES = \
+	'contactless:$(FVC)/ridgebase_samples/fingertips:cl_*' \
+	'contactless:$(FVC)/contactless_lab:*_1_[012].jpg:^(\d+_\d+)_1_' \
+	'contact:$(FVC)/ridgebase_samples/fingertips:ct_*' \
+	'contact:$(FVC)/fvc2002_db1b/DB1_B:*.tif:^(\d+)_' \
+	'contact:$(FVC)/fvc2000_db1b/DB1_B:*.tif:^(\d+)_'
+calibrate-contactless: install
+	$(BIN)/biomatch calibrate-contactless $(CONTACTLESS_SOURCES) --cache data/cache/contactless.json

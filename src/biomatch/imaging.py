@@ -63,3 +63,10 @@ def _check_dimensions(size: tuple[int, int], *, max_pixels: int, min_side: int) 
 def read_image_file(path: str, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     with open(path, "rb") as handle:
         return decode_image(handle.read(), max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless bytes of an RGB (or grey) uint8 array, as ``decode_image`` reads them."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

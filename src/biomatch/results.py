@@ -39,6 +39,9 @@ class CaptureQuality(BaseModel):
     region: tuple[int, int, int, int] | None = Field(
         None, description="Region of the subject used (left, top, right, bottom)."
     )
+    position: int | None = Field(
+        None, description="The capture's position (ANSI/NIST finger code), where known."
+    )
 
 
 class GalleryOut(BaseModel):

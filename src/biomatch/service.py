@@ -14,9 +14,10 @@ from biomatch.core.index_maintenance import IndexMaintenanceAPI
 from biomatch.core.interchange import InterchangeAPI
 from biomatch.core.operators import OperatorsAPI
 from biomatch.core.oversight import OversightAPI
+from biomatch.core.probe import ProbeItem
 from biomatch.core.references import ReferencesAPI
 from biomatch.core.review import ReviewAPI
-from biomatch.core.search import ProbeItem, SearchAPI
+from biomatch.core.search import SearchAPI
 from biomatch.core.state import DEFAULT_MODALITY
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 
 from biomatch.api.routes import Consent, Context, Core, Operator, read_upload
-from biomatch.core.search import ProbeItem
+from biomatch.core.probe import ProbeItem
 from biomatch.errors import InvalidRequest
 from biomatch.results import EnrolmentOut, IdentificationOut, VerificationOut
 from biomatch.service import BioMatch
@@ -19,19 +20,68 @@ Positions = Annotated[
     list[int],
     Form(description="ANSI/NIST finger position code (0-10) of each finger image, in order."),
 ]
-Fingers = Annotated[list[UploadFile], File(description="Finger images (contact, 500 ppi).")]
+Fingers = Annotated[
+    list[UploadFile],
+    File(
+        description="Finger images: contact prints at 500 ppi, or phone photos of fingertips "
+        "(capture=contactless), or one photo of four fingers (layout=four_finger)."
+    ),
+]
+CaptureKind = Annotated[
+    Literal["contact", "contactless"],
+    Form(description="'contact' (scanner prints) or 'contactless' (phone-camera photos)."),
+]
+Hand = Annotated[
+    Literal["left", "right"] | None,
+    Form(description="The hand of a four-finger photo (names its fingers' positions)."),
+]
+Layout = Annotated[
+    Literal["four_finger"] | None,
+    Form(
+        description="'four_finger': one photo of the four fingers of one hand, split into "
+        "index, middle, ring and little fingertips."
+    ),
+]
+
+
+@dataclass(frozen=True)
+class FingerCapture:
+    """How the finger images of a request were taken."""
+
+    capture: str = "contact"
+    layout: str | None = None
+    hand: str | None = None
+
+
+def finger_capture(
+    capture: CaptureKind = "contact", layout: Layout = None, hand: Hand = None
+) -> FingerCapture:
+    return FingerCapture(capture, layout, hand)
+
+
+Capture = Annotated[FingerCapture, Depends(finger_capture)]
 
 
 async def _finger_items(
-    core: BioMatch, fingers: list[UploadFile], positions: list[int]
+    core: BioMatch, fingers: list[UploadFile], positions: list[int], how: FingerCapture
 ) -> list[ProbeItem]:
+    name = core.plugin_for_capture("finger", how.capture)
+    plugin = None if name == "finger" else name  # the core picks among contact models
+    if how.layout is not None:
+        if len(fingers) != 1 or positions:
+            raise InvalidRequest(
+                f"A {how.layout} capture is one photo, without finger_positions: the hand "
+                "names its fingers."
+            )
+        image = await read_upload(fingers[0], core)
+        return [ProbeItem("finger", image, plugin=name, layout=how.layout, hand=how.hand)]
     if positions and len(positions) != len(fingers):
         raise InvalidRequest(
             f"{len(fingers)} finger images but {len(positions)} finger positions.",
         )
     codes = positions or [0] * len(fingers)
     return [
-        ProbeItem("finger", await read_upload(upload, core), code)
+        ProbeItem("finger", await read_upload(upload, core), code, plugin=plugin)
         for upload, code in zip(fingers, codes, strict=True)
     ]
 
@@ -49,19 +99,21 @@ async def enrol_fingers(
     consent: Consent,
     subject_id: Annotated[str, Form(min_length=1, max_length=128)],
     fingers: Fingers,
-    finger_positions: Positions,
+    how: Capture,
+    finger_positions: Positions = [],  # noqa: B006 (FastAPI form default)
     add_to_existing: Annotated[bool, Form()] = False,
 ) -> EnrolmentOut:
-    """Enrol up to ten fingers of one subject, each with its finger position."""
-    items = await _finger_items(core, fingers, finger_positions)
-    pairs = [(item.position, item.image) for item in items]
+    """Enrol up to ten fingers of one subject, each with its finger position (or the four
+    fingers of one photo, layout=four_finger with its hand)."""
+    if how.layout is None and not finger_positions:
+        raise InvalidRequest("Each finger image needs its finger_positions code.")
+    items = await _finger_items(core, fingers, finger_positions, how)
     return await run_in_threadpool(
-        core.enrol_positions,
+        core.enrol_probe_items,
         actor,
         gallery,
         subject_id,
-        pairs,
-        "finger",
+        items,
         add_to_existing=add_to_existing,
         consent=consent,
     )
@@ -81,9 +133,11 @@ async def verify_fused(
     fingers: Annotated[list[UploadFile], File()] = [],  # noqa: B006 (FastAPI form default)
     finger_positions: Annotated[list[int], Form()] = [],  # noqa: B006
     face: Annotated[UploadFile | None, File(description="Optional face image.")] = None,
+    how: Capture = FingerCapture(),
 ) -> VerificationOut:
-    """1:1 with one to four fingers and/or a face; one fused, calibrated answer."""
-    items = await _probe(core, fingers, finger_positions, face)
+    """1:1 with one to four fingers (or a four-finger photo) and/or a face; one fused,
+    calibrated answer."""
+    items = await _probe(core, fingers, finger_positions, face, how)
     return await run_in_threadpool(core.verify_probe, actor, gallery, subject_id, items, context)
 
 
@@ -101,16 +155,22 @@ async def identify_fused(
     finger_positions: Annotated[list[int], Form()] = [],  # noqa: B006
     face: Annotated[UploadFile | None, File(description="Optional face image.")] = None,
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
+    how: Capture = FingerCapture(),
 ) -> IdentificationOut:
-    """1:N with one to four fingers and/or a face; candidates ranked by fused FMR."""
-    items = await _probe(core, fingers, finger_positions, face)
+    """1:N with one to four fingers (or a four-finger photo) and/or a face; candidates
+    ranked by fused FMR."""
+    items = await _probe(core, fingers, finger_positions, face, how)
     return await run_in_threadpool(core.identify_probe, actor, gallery, items, context, top_k=top_k)
 
 
 async def _probe(
-    core: BioMatch, fingers: list[UploadFile], positions: list[int], face: UploadFile | None
+    core: BioMatch,
+    fingers: list[UploadFile],
+    positions: list[int],
+    face: UploadFile | None,
+    how: FingerCapture,
 ) -> list[ProbeItem]:
-    items = await _finger_items(core, fingers, positions)
+    items = await _finger_items(core, fingers, positions, how) if fingers else []
     if face is not None:
         items.append(ProbeItem("face", await read_upload(face, core)))
     return items

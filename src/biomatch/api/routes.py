@@ -53,6 +53,13 @@ def get_principal(
 
 Operator = Annotated[Principal, Depends(get_principal)]
 ModalityField = Annotated[str, Form(description="Biometric modality of the images.")]
+CaptureField = Annotated[
+    str | None,
+    Form(
+        description="Capture kind: for fingers 'contact' (a scanner print, the default) or "
+        "'contactless' (a phone-camera photo); GET /v1/health lists the installed kinds."
+    ),
+]
 PrimaryOnly = Annotated[
     bool,
     Form(
@@ -126,6 +133,11 @@ async def read_upload(upload: UploadFile, core: BioMatch) -> bytes:
 class Health(BaseModel):
     status: str
     models: list[str]
+    capture_kinds: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Capture kinds by modality (finger: contact, contactless) the installed "
+        "plug-ins take.",
+    )
 
 
 class Me(BaseModel):
@@ -174,7 +186,11 @@ class ChainOut(BaseModel):
 
 @router.get("/health", response_model=Health, tags=["service"])
 def health(core: Core) -> Health:
-    return Health(status="ok", models=[core.modality(DEFAULT_MODALITY).info.key])
+    return Health(
+        status="ok",
+        models=[core.modality(DEFAULT_MODALITY).info.key],
+        capture_kinds=core.capture_kinds(),
+    )
 
 
 @router.get("/me", response_model=Me, tags=["operators"])
@@ -236,6 +252,7 @@ async def enrol(
     images: Annotated[list[UploadFile], File(description="One or more images.")],
     modality: ModalityField = DEFAULT_MODALITY,
     primary_only: PrimaryOnly = False,
+    capture: CaptureField = None,
 ) -> EnrolmentOut:
     data = [await read_upload(image, core) for image in images]
     return await run_in_threadpool(
@@ -244,7 +261,7 @@ async def enrol(
         gallery,
         subject_id,
         data,
-        modality,
+        core.plugin_for_capture(modality, capture),
         primary_only=primary_only,
         consent=consent,
     )
@@ -264,6 +281,7 @@ async def add_samples(
     images: Annotated[list[UploadFile], File(description="One or more images.")],
     modality: ModalityField = DEFAULT_MODALITY,
     primary_only: PrimaryOnly = False,
+    capture: CaptureField = None,
 ) -> EnrolmentOut:
     data = [await read_upload(image, core) for image in images]
     return await run_in_threadpool(
@@ -272,7 +290,7 @@ async def add_samples(
         gallery,
         subject_id,
         data,
-        modality,
+        core.plugin_for_capture(modality, capture),
         primary_only=primary_only,
         add_to_existing=True,
     )
@@ -315,10 +333,12 @@ async def verify(
     image: Annotated[UploadFile, File(description="The probe image.")],
     modality: ModalityField = DEFAULT_MODALITY,
     primary_only: PrimaryOnly = False,
+    capture: CaptureField = None,
 ) -> VerificationOut:
     data = await read_upload(image, core)
+    plugin = core.plugin_for_capture(modality, capture)
     return await run_in_threadpool(
-        core.verify, actor, gallery, subject_id, data, context, modality, primary_only=primary_only
+        core.verify, actor, gallery, subject_id, data, context, plugin, primary_only=primary_only
     )
 
 
@@ -332,6 +352,7 @@ async def identify(
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
     modality: ModalityField = DEFAULT_MODALITY,
     primary_only: PrimaryOnly = False,
+    capture: CaptureField = None,
 ) -> IdentificationOut:
     data = await read_upload(image, core)
     return await run_in_threadpool(
@@ -340,7 +361,7 @@ async def identify(
         gallery,
         data,
         context,
-        modality,
+        core.plugin_for_capture(modality, capture),
         top_k=top_k,
         primary_only=primary_only,
     )

@@ -32,6 +32,7 @@ app.command()(search.identify)
 app.command("retention")(oversight.retention)
 app.command()(evaluation.calibrate)
 app.command("calibrate-finger")(evaluation.calibrate_finger)
+app.command("calibrate-contactless")(evaluation.calibrate_contactless)
 
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(subject_app, name="subject")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -133,13 +134,35 @@ def eval_folder(
     cache: Cache = None,
     bootstrap: Bootstrap = 500,
     seed: Seed = 0,
+    capture: Annotated[
+        str | None,
+        typer.Option(help="Capture kind of the images (finger: contact or contactless)."),
+    ] = None,
+    probe_glob: Annotated[
+        str | None,
+        typer.Option(
+            help="Probe file names (e.g. 'cl_*'): against --reference-glob's files, or alone: "
+            "only these files, among themselves."
+        ),
+    ] = None,
+    reference_glob: Annotated[
+        str | None, typer.Option(help="Reference file names (e.g. 'ct_*').")
+    ] = None,
+    reference_capture: Annotated[
+        str, typer.Option(help="Capture kind of the references (with the globs).")
+    ] = "contact",
 ) -> None:
     """Verification (all mated pairs, seeded non-mated sample) and identification (closed
-    and open set) from a folder: one sub-folder per subject, or --label-regex."""
-    from biomatch.evaluation import report, runs
+    and open set) from a folder: one sub-folder per subject, or --label-regex. With
+    --probe-glob/--reference-glob: each probe against each reference (contactless photos
+    against contact prints)."""
+    from biomatch.evaluation import contactless, report, runs
+    from biomatch.modalities import plugin_for_capture
 
+    settings = Settings()
+    plugin = plugin_for_capture(modality, capture, settings)
     options = runs.RunOptions(
-        modality,
+        plugin,
         workers,
         cache,
         groups,
@@ -147,10 +170,20 @@ def eval_folder(
         bootstrap=bootstrap,
         seed=seed,
         impostor_pairs=impostor_pairs,
+        file_glob=probe_glob,
     )
-    result, figures = _evaluation(lambda: runs.evaluate_folder(folder, Settings(), options))
+    keys = [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"]
+    run: Run = lambda: runs.evaluate_folder(folder, settings, options)  # noqa: E731
+    if reference_glob is not None:
+        cross = contactless.CrossOptions(
+            probe_glob, reference_glob, capture or "contact", reference_capture
+        )
+        options = replace(options, modality=modality, file_glob=None)
+        keys = FLAT_KEYS
+        run = lambda: contactless.evaluate_cross(folder, settings, options, cross)  # noqa: E731
+    result, figures = _evaluation(run)
     report.write(result, json_out, html_out, figures)
-    _print_headline(json_out, result, [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"])
+    _print_headline(json_out, result, keys)
 
 
 @eval_app.command("lfw-report")
@@ -226,6 +259,32 @@ def calibrate_finger(
 
     calibration = fvc.calibrate(folders, Settings(), workers=workers, cache=cache)
     _save_calibration(calibration, out, (1e-2, 1e-3, 1e-4))
+
+
+@reports_errors
+def calibrate_contactless(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="contact|contactless:FOLDER:GLOB[:LABEL_REGEX], e.g. "
+            "'contactless:../shared/data/finger/ridgebase_samples/fingertips:cl_*'."
+        ),
+    ],
+    workers: Workers = 2,
+    cache: Cache = None,
+) -> None:
+    """Regenerate the contactless finger calibrations (contactless-contactless and
+    contactless-contact) from the impostor pairs of the sources."""
+    from biomatch.evaluation import contactless
+    from biomatch.evaluation.dataset import DatasetError
+
+    try:
+        same, cross = contactless.calibrate(sources, Settings(), workers=workers, cache=cache)
+    except DatasetError as exc:
+        console.print(f"error [invalid_dataset]: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    _save_calibration(same, None, (1e-2, 1e-3))
+    _save_calibration(cross, None, (1e-2, 1e-3))
 
 
 def _evaluation(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import Action
+from biomatch.core.probe import ProbeItem
 from biomatch.core.state import (
     DEFAULT_MODALITY,
     CoreState,
@@ -94,7 +95,34 @@ class EnrolmentAPI(CoreState):
         for position, image in captures:
             label = f"{plugin.info.modality} {position}"
             sample = self.extract(image, modality, label=label, keep_image=True)
-            samples.append(sample.with_template(plugin.with_position(sample.template, position)))
+            template = plugin.with_position(sample.template, position)
+            samples.append(sample.at_position(template, position))
+        return self.enrol_samples(
+            actor, gallery, subject_id, samples, add_to_existing=add_to_existing, consent=consent
+        )
+
+    def enrol_probe_items(
+        self,
+        actor: Principal,
+        gallery: str,
+        subject_id: str,
+        items: Sequence[ProbeItem],
+        *,
+        add_to_existing: bool = False,
+        consent: ConsentIn | None = None,
+    ) -> EnrolmentOut:
+        """Enrol captures as a probe holds them (each with its plug-in and position; a
+        four-finger photo split into its fingers): every capture or none."""
+        actor.require(Action.SUBJECT_ENROL)
+        self._gallery_ref(gallery)  # fail fast, before any model runs
+        captures = self.expand_probe(items)
+        if not 1 <= len(captures) <= MAX_ENROLLED_POSITIONS:
+            raise InvalidRequest(f"Enrol 1 to {MAX_ENROLLED_POSITIONS} captures at a time.")
+        samples: list[ExtractedSample] = []
+        for number, item in enumerate(captures, start=1):
+            plugin = self.modality(item.plugin or item.modality)
+            label = f"{plugin.info.modality} {item.position or number}"
+            samples.append(self.extract_item(item, plugin, label, keep_image=True))
         return self.enrol_samples(
             actor, gallery, subject_id, samples, add_to_existing=add_to_existing, consent=consent
         )

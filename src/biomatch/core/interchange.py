@@ -45,7 +45,14 @@ class InterchangeAPI(EnrolmentAPI):
         with self._write_lock, self.db.write_transaction() as session:
             record = repo.gallery_by_name(session, gallery)
             subject = repo.subject_by_id(session, record, subject_id)
-            rows = self._subject_templates(session, record.id, [subject.id], [plugin.info.key])
+            # Every template of the plug-in's family: contact and contactless captures alike.
+            family = plugin.info.comparison_family
+            keys = [
+                key
+                for key in repo.gallery_model_keys(session, record.id)
+                if self.family_of(key) == family
+            ]
+            rows = self._subject_templates(session, record.id, [subject.id], keys)
             if not rows:
                 raise NoReference(
                     f"Subject {subject_id!r} has no {plugin.info.key} template.",

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import numpy as np
-
 from biomatch.accountability import encounters as enc
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import Action
+from biomatch.calibration import ScoreCalibration
+from biomatch.core.probe import ProbeItem
 from biomatch.core.state import DEFAULT_MODALITY, CoreState, GalleryRef
 from biomatch.errors import (
     InvalidRequest,
@@ -31,7 +31,6 @@ from biomatch.errors import (
     SearchContextMissing,
 )
 from biomatch.extraction import ExtractedSample
-from biomatch.extraction import extract as extract_with
 from biomatch.fusion import Evidence, FusedScore, fuse
 from biomatch.modalities import Modality
 from biomatch.results import (
@@ -45,18 +44,6 @@ from biomatch.results import (
 )
 from biomatch.store import Gallery
 from biomatch.store import repository as repo
-
-
-@dataclass(frozen=True)
-class ProbeItem:
-    """One capture of a probe. ``plugin`` names the plug-in to use (default: the one named
-    after the modality); ``position`` is a finger position code (0: unknown)."""
-
-    modality: str
-    image: bytes
-    position: int = 0
-    plugin: str | None = None
-    primary_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,7 +145,7 @@ class SearchAPI(CoreState):
             estimated_fmr=fused.estimated_fmr,
             fmr_is_upper_bound=fused.fmr_is_upper_bound,
             target_fmr=target,
-            score_threshold=_score_threshold(samples, target),
+            score_threshold=self._score_threshold(samples, target),
             modalities=list(fused.modalities),
             contributions=_contributions(fused),
             comparisons=scored.comparisons,
@@ -207,7 +194,7 @@ class SearchAPI(CoreState):
                 for rank, pk in enumerate(order, start=1)
             ],
             target_fmr=target,
-            score_threshold=_score_threshold(samples, target),
+            score_threshold=self._score_threshold(samples, target),
             model=_lone_model(samples),
             models=[model_ref(s.plugin) for s in samples],
             probe_quality=[s.sample.quality for s in samples],
@@ -259,7 +246,9 @@ class SearchAPI(CoreState):
     def _plan_probe(
         self, gallery: GalleryRef, probe: Sequence[ProbeItem]
     ) -> list[tuple[ProbeItem, Modality, tuple[str, ...]]]:
-        """Each item with its plug-in and the gallery's models it can be compared with."""
+        """Each item (multi-finger captures split) with its plug-in and the gallery's
+        models it can be compared with."""
+        probe = self.expand_probe(probe)
         with self.db.transaction() as session:
             stored = repo.gallery_model_keys(session, gallery.id)
         plugins = [self._choose_plugin(gallery, item, stored) for item in probe]
@@ -280,7 +269,7 @@ class SearchAPI(CoreState):
             _ProbeSample(
                 number,
                 plugin,
-                self._extract_item(item, plugin, f"{item.modality} {number}"),
+                self.extract_item(item, plugin, f"{item.modality} {number}"),
                 item.position,
                 keys,
             )
@@ -313,14 +302,6 @@ class SearchAPI(CoreState):
 
             return max([chosen, *rivals], key=coverage)
 
-    def _extract_item(self, item: ProbeItem, plugin: Modality, label: str) -> ExtractedSample:
-        sample = extract_with(
-            item.image, plugin, self.settings, primary_only=item.primary_only, label=label
-        )
-        if not item.position:
-            return sample
-        return sample.with_template(plugin.with_position(sample.template, item.position))
-
     def _shortlist(self, gallery: GalleryRef, samples: list[_ProbeSample], top_k: int) -> list[int]:
         shortlist: set[int] = set()
         for probe in samples:
@@ -337,7 +318,9 @@ class SearchAPI(CoreState):
     ) -> dict[int, _Scored]:
         """Fused evidence of each subject that holds a template some probe item can be
         compared with. Each item is compared once with all those templates (one query, one
-        ``compare`` call); its best score per subject counts."""
+        ``compare`` call); each score becomes an estimated FMR through the calibration of
+        the probe's and the reference's models (``calibration_between``: contactless against
+        contact has its own), and the item's strongest evidence per subject counts."""
         evidence: dict[int, list[Evidence]] = {}
         comparisons: dict[int, list[ComparisonOut]] = {}
         if not subject_pks:
@@ -353,17 +336,35 @@ class SearchAPI(CoreState):
             if not rows:
                 continue
             scores = probe.plugin.compare(probe.sample.template, [row[3] for row in rows])
-            best: dict[int, float] = {}
+            best: dict[int, Evidence] = {}
             for row, score in zip(rows, scores, strict=True):
-                best[row[2]] = max(best.get(row[2], -np.inf), float(score))
+                calibration = self.calibration_between(probe.plugin, row[4])
+                found = _evidence(probe, float(score), calibration)
+                held = best.get(row[2])
+                if held is None or _stronger(found, held):
+                    best[row[2]] = found
                 comparisons.setdefault(row[2], []).append(
                     ComparisonOut(item=probe.number, sample_id=row[1], score=round(float(score), 6))
                 )
-            for subject_pk, score in best.items():
-                evidence.setdefault(subject_pk, []).append(_evidence(probe, score))
+            for subject_pk, item in best.items():
+                evidence.setdefault(subject_pk, []).append(item)
         return {
             pk: _Scored(fuse(items), comparisons[pk]) for pk, items in evidence.items() if items
         }
+
+    def _score_threshold(self, samples: list[_ProbeSample], target_fmr: float) -> float | None:
+        """The score a lone probe item needs, where one calibration covers all its
+        references (None for fused probes and mixed calibrations)."""
+        if len(samples) != 1:
+            return None
+        probe = samples[0]
+        keys = probe.reference_keys or (probe.plugin.info.key,)
+        calibrations = [self.calibration_between(probe.plugin, key) for key in keys]
+        if len({calibration.model_key for calibration in calibrations}) != 1:
+            return None
+        if target_fmr < 1.0 / calibrations[0].n_impostor:
+            return None  # the calibration cannot resolve the target: no score reaches it
+        return round(calibrations[0].threshold_for(target_fmr), 6)
 
     def _record_search(
         self,
@@ -453,8 +454,12 @@ def _same_position(probe: _ProbeSample, reference: bytes) -> bool:
     return position in (0, probe.position)
 
 
-def _evidence(probe: _ProbeSample, score: float) -> Evidence:
-    estimate = probe.plugin.calibration.estimate(score)
+def _stronger(first: Evidence, second: Evidence) -> bool:
+    return (first.estimated_fmr, -first.score) < (second.estimated_fmr, -second.score)
+
+
+def _evidence(probe: _ProbeSample, score: float, calibration: ScoreCalibration) -> Evidence:
+    estimate = calibration.estimate(score)
     return Evidence(
         modality=probe.plugin.info.modality,
         estimated_fmr=estimate.value,
@@ -480,12 +485,6 @@ def _lone_score(fused: FusedScore) -> float | None:
 
 def _lone_model(samples: list[_ProbeSample]) -> ModelRef | None:
     return model_ref(samples[0].plugin) if len(samples) == 1 else None
-
-
-def _score_threshold(samples: list[_ProbeSample], target_fmr: float) -> float | None:
-    if len(samples) != 1:
-        return None
-    return round(samples[0].plugin.calibration.threshold_for(target_fmr), 6)
 
 
 def _contributions(fused: FusedScore) -> list[ContributionOut]:

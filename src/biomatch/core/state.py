@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,8 +15,10 @@ from biomatch.accountability.crypto import load_master_key
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.ratelimit import RateLimiter
 from biomatch.accountability.vault import Vault
+from biomatch.calibration import ScoreCalibration, load_pair_calibration
 from biomatch.config import Settings
 from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
+from biomatch.core.probe import ProbeItem
 from biomatch.errors import (
     InvalidRequest,
     ModelUnavailable,
@@ -24,7 +26,15 @@ from biomatch.errors import (
 )
 from biomatch.extraction import ExtractedSample
 from biomatch.extraction import extract as extract_with
-from biomatch.modalities import Modality, available_plugins, load_modality
+from biomatch.imaging import decode_image, encode_png
+from biomatch.modalities import (
+    CapturePart,
+    Modality,
+    MultiCapture,
+    available_plugins,
+    load_modality,
+    plugin_for_capture,
+)
 from biomatch.store import Database, Gallery, Subject, Template
 from biomatch.store import repository as repo
 from biomatch.store.changes import record_changes
@@ -61,6 +71,7 @@ class CoreState:
             settings.audit_checkpoint_every,
         )
         self._plugins: dict[str, Modality] = {}
+        self._pair_calibrations: dict[tuple[str, str], ScoreCalibration | None] = {}
         for name in modalities:
             self.modality(name)
         self.indexes = GalleryIndexes(self.db, self.vault, settings.index)
@@ -98,6 +109,71 @@ class CoreState:
     def plugin_for_key(self, model_key: str) -> Modality | None:
         return next((p for p in self.all_plugins() if p.info.key == model_key), None)
 
+    def plugin_for_capture(self, modality: str, capture: str | None) -> str:
+        """The name of the plug-in for a modality's capture kind (None: the modality's own
+        plug-in, e.g. contact prints for ``finger``)."""
+        return plugin_for_capture(modality, capture, self.settings)
+
+    def capture_kinds(self) -> dict[str, list[str]]:
+        """Capture kinds by modality, as the installed plug-ins declare them."""
+        kinds: dict[str, set[str]] = {}
+        for plugin in self.all_plugins():
+            kinds.setdefault(plugin.info.modality, set()).add(plugin.info.capture_kind)
+        return {modality: sorted(found) for modality, found in sorted(kinds.items())}
+
+    def capture_parts(
+        self, image: bytes, plugin_name: str, layout: str, hand: str | None
+    ) -> list[tuple[CapturePart, bytes]]:
+        """The parts of a multi-subject capture (the fingers of a four-finger photo), each
+        with its image encoded as PNG for the rest of the data path."""
+        plugin = self.modality(plugin_name)
+        if not isinstance(plugin, MultiCapture) or layout not in plugin.capture_layouts:
+            raise InvalidRequest(
+                f"The {plugin_name} plug-in does not split {layout!r} captures.",
+                layout=layout,
+                layouts=list(plugin.capture_layouts) if isinstance(plugin, MultiCapture) else [],
+            )
+        if hand is None:
+            raise InvalidRequest(f"A {layout} capture needs hand=left or hand=right.")
+        settings = self.settings
+        decoded = decode_image(
+            image,
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_image_pixels,
+            min_side=settings.min_image_side,
+        )
+        return [
+            (part, encode_png(part.image)) for part in plugin.split_capture(decoded, layout, hand)
+        ]
+
+    def expand_probe(self, probe: Sequence[ProbeItem]) -> list[ProbeItem]:
+        """The probe with each multi-finger capture replaced by its fingers."""
+        expanded: list[ProbeItem] = []
+        for item in probe:
+            if item.layout is None:
+                expanded.append(item)
+                continue
+            name = item.plugin or item.modality
+            for part, image in self.capture_parts(item.image, name, item.layout, item.hand):
+                expanded.append(
+                    replace(
+                        item, image=image, position=part.position, layout=None, region=part.region
+                    )
+                )
+        return expanded
+
+    def calibration_between(self, plugin: Modality, reference_key: str) -> ScoreCalibration:
+        """Calibration of the plug-in's comparisons with templates of ``reference_key``: the
+        pair's where one was measured (contactless photos against contact prints), else
+        the plug-in's own (its own templates, or another model of its family)."""
+        key = (plugin.info.key, reference_key)
+        if key not in self._pair_calibrations:
+            pair = None
+            if reference_key != plugin.info.key:
+                pair = load_pair_calibration(plugin.info.key, reference_key)
+            self._pair_calibrations[key] = pair
+        return self._pair_calibrations[key] or plugin.calibration
+
     def family_of(self, model_key: str) -> str:
         plugin = self.plugin_for_key(model_key)
         return plugin.info.comparison_family if plugin is not None else model_key
@@ -119,6 +195,26 @@ class CoreState:
             label=label,
             keep_image=keep_image,
         )
+
+    def extract_item(
+        self, item: ProbeItem, plugin: Modality, label: str, *, keep_image: bool = False
+    ) -> ExtractedSample:
+        """One capture of a probe or an enrolment: its template tagged with its position,
+        its quality with its position and its region in a split capture."""
+        sample = extract_with(
+            item.image,
+            plugin,
+            self.settings,
+            primary_only=item.primary_only,
+            label=label,
+            keep_image=keep_image,
+        )
+        if item.region is not None:
+            sample = sample.in_capture(item.region)
+        if not item.position:
+            return sample
+        template = plugin.with_position(sample.template, item.position)
+        return sample.at_position(template, item.position)
 
     def rebuild_indexes(self) -> None:
         """Bring the index of every model of every gallery up to the store now (otherwise
@@ -156,11 +252,11 @@ class CoreState:
 
     def _subject_templates(
         self, session: Session, gallery_id: int, subject_ids: list[int], model_keys: Sequence[str]
-    ) -> list[tuple[int, int, int, bytes]]:
-        """(template id, sample id, subject id, plaintext template) of the subjects'
-        templates of the given models."""
+    ) -> list[tuple[int, int, int, bytes, str]]:
+        """(template id, sample id, subject id, plaintext template, model key) of the
+        subjects' templates of the given models."""
         return [
-            (t_id, sample_id, subject_id, self._open_template(session, gallery_id, key, data))
+            (t_id, sample_id, subject_id, self._open_template(session, gallery_id, key, data), key)
             for t_id, sample_id, subject_id, key, data in repo.subject_templates(
                 session, subject_ids, model_keys
             )

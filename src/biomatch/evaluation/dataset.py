@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import fnmatch
 import hashlib
 import json
 import os
@@ -59,10 +60,15 @@ def _pair_row(path: Path, line: int, row: dict[str, str]) -> PairRow:
     return PairRow(row["img_a"].strip(), row["img_b"].strip(), word in TRUE_WORDS)
 
 
-def label_folder(root: Path, label_regex: str | None) -> dict[str, str]:
-    """Image (relative path) -> subject for every image under the root that has a label.
-    Images without one are left out and counted by the caller (``unlabelled``)."""
+def label_folder(
+    root: Path, label_regex: str | None, file_glob: str | None = None
+) -> dict[str, str]:
+    """Image (relative path) -> subject for every image under the root that has a label
+    (and whose file name matches the glob). Images without one are left out and counted by
+    the caller (``unlabelled``)."""
     keys = [image.relative_to(root).as_posix() for image in images_under(root)]
+    if file_glob is not None:
+        keys = [key for key in keys if fnmatch.fnmatch(key.rsplit("/", 1)[-1], file_glob)]
     labelled = subjects_of(keys, label_regex)
     return {key: subject for key, subject in labelled.items() if subject is not None}
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from biomatch.calibration import ScoreCalibration
 from biomatch.config import Settings
 from biomatch.evaluation import analysis, dataset, report
 from biomatch.modalities import Modality, load_modality
@@ -46,6 +47,7 @@ class RunOptions:
     impostor_pairs: int = 100_000
     max_genuine_pairs: int = 500_000
     max_rank: int = 20
+    file_glob: str | None = None  # only the images whose file name matches
 
 
 @dataclass(frozen=True)
@@ -84,17 +86,27 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def thresholds(plugin: Modality, settings: Settings) -> dict[str, tuple[float, str]]:
-    calibration = plugin.calibration
+def thresholds(
+    plugin: Modality, settings: Settings, calibration: ScoreCalibration | None = None
+) -> dict[str, tuple[float, str]]:
+    """Operating thresholds from the plug-in's calibration (or the given one, e.g. a
+    contactless-contact pair's); where it cannot resolve a target FMR, its finest."""
+    calibration = calibration or plugin.calibration
+    finest = 1.0 / calibration.n_impostor
+
+    def at(target: float, name: str) -> tuple[float, str]:
+        if target >= finest:
+            return calibration.threshold_for(target), (
+                f"model calibration at FMR {target:g} ({name})"
+            )
+        return calibration.threshold_for(finest), (
+            f"model calibration at FMR {finest:.2g}, the finest its {calibration.n_impostor} "
+            f"impostor scores resolve ({name} {target:g})"
+        )
+
     return {
-        "verify": (
-            calibration.threshold_for(settings.verify_target_fmr),
-            f"model calibration at FMR {settings.verify_target_fmr:g} (verify_target_fmr)",
-        ),
-        "identify": (
-            calibration.threshold_for(settings.identify_target_fmr),
-            f"model calibration at FMR {settings.identify_target_fmr:g} (identify_target_fmr)",
-        ),
+        "verify": at(settings.verify_target_fmr, "verify_target_fmr"),
+        "identify": at(settings.identify_target_fmr, "identify_target_fmr"),
     }
 
 
@@ -138,9 +150,7 @@ def evaluate_pairs(
         "impostor_pairs_without_template": int(np.sum(~usable)),
         **failures(templates, keys),
     }
-    figures = _verification_part(
-        result, comparisons, templates, plugin, settings, options, clusters
-    )
+    figures = verification_part(result, comparisons, templates, plugin, settings, options, clusters)
     if options.groups:
         result["groups"] = _groups(comparisons, subjects, options.groups, plugin, settings)
     files = [root / k for k in sorted(keys)]
@@ -153,7 +163,7 @@ def evaluate_pairs(
     return result, figures
 
 
-def _verification_part(
+def verification_part(
     result: dict[str, Any],
     comparisons: Comparisons,
     templates: dataset.Templates,
@@ -161,11 +171,12 @@ def _verification_part(
     settings: Settings,
     options: RunOptions,
     subject_of: dict[str, str],
+    calibration: ScoreCalibration | None = None,
 ) -> dict[str, Any]:
     """Adds the verification numbers (flat, as the issue's JSON keys) and returns plots."""
     genuine = comparisons.scores[comparisons.same]
     impostor = comparisons.scores[~comparisons.same]
-    threshold, source = thresholds(plugin, settings)["verify"]
+    threshold, source = thresholds(plugin, settings, calibration)["verify"]
     firsts = [a for a, _ in comparisons.pairs]
     clusters = None
     if subject_of:
@@ -241,7 +252,7 @@ def evaluate_folder(
     root: Path, settings: Settings, options: RunOptions
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     started = time.perf_counter()
-    labels = dataset.label_folder(root, options.label_regex)
+    labels = dataset.label_folder(root, options.label_regex, options.file_glob)
     if not labels:
         raise dataset.DatasetError(f"{root}: no labelled images (sub-folders or --label-regex)")
     plugin = load_modality(options.modality, settings)
@@ -266,7 +277,7 @@ def evaluate_folder(
         "subjects": len(by_subject),
         **failures(templates, set(labels)),
     }
-    figures = _verification_part(result, comparisons, templates, plugin, settings, options, labels)
+    figures = verification_part(result, comparisons, templates, plugin, settings, options, labels)
     identification, id_figures = _identification(by_subject, templates, plugin, settings, options)
     result["identification"] = identification
     # The issue's flat keys for the folder command.
@@ -277,7 +288,10 @@ def evaluate_folder(
         subjects: dict[str, str | None] = dict(labels)
         result["groups"] = _groups(comparisons, subjects, options.groups, plugin, settings)
     result["provenance"] = provenance(
-        root, [root / k for k in labels], plugin, {"label_regex": options.label_regex}
+        root,
+        [root / k for k in labels],
+        plugin,
+        {"label_regex": options.label_regex, "file_glob": options.file_glob},
     )
     result["elapsed_s"] = time.perf_counter() - started
     return result, figures

@@ -14,13 +14,15 @@ from functools import cache
 from importlib.metadata import entry_points
 
 from biomatch.config import Settings
-from biomatch.errors import UnknownModality
+from biomatch.errors import InvalidRequest, UnknownModality
 from biomatch.modalities.base import (
     Capture,
+    CapturePart,
     ImportedTemplate,
     InterchangeFormat,
     Modality,
     ModelInfo,
+    MultiCapture,
     QualityCheck,
     QualityReport,
 )
@@ -28,14 +30,17 @@ from biomatch.modalities.base import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Capture",
+    "CapturePart",
     "ImportedTemplate",
     "InterchangeFormat",
     "Modality",
     "ModelInfo",
+    "MultiCapture",
     "QualityCheck",
     "QualityReport",
     "available_plugins",
     "load_modality",
+    "plugin_for_capture",
     "register_plugin",
 ]
 
@@ -78,3 +83,24 @@ def load_modality(name: str, settings: Settings) -> Modality:
             modality=name,
         ) from None
     return factory(settings)
+
+
+def plugin_for_capture(modality: str, capture: str | None, settings: Settings) -> str:
+    """The name of the plug-in for a modality's capture kind (None, or the modality's own
+    kind: the modality's own plug-in); ``InvalidRequest`` where none is installed."""
+    default = load_modality(modality, settings)
+    if capture is None or capture == default.info.capture_kind:
+        return modality
+    names = [
+        name
+        for name in available_plugins()
+        if (plugin := load_modality(name, settings)).info.modality == default.info.modality
+        and plugin.info.capture_kind == capture
+    ]
+    if not names:
+        raise InvalidRequest(
+            f"No {modality} plug-in takes {capture!r} captures.",
+            capture=capture,
+        )
+    preferred = f"{modality}-{capture}"
+    return preferred if preferred in names else names[0]

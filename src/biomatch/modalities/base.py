@@ -164,3 +164,24 @@ class InterchangeFormat(Protocol):
     def export_record(self, templates: Sequence[bytes], version: str) -> bytes: ...
 
     def import_record(self, data: bytes) -> list[ImportedTemplate]: ...
+
+
+@dataclass(frozen=True)
+class CapturePart:
+    """One subject cut out of a multi-subject capture (a finger of a four-finger photo)."""
+
+    position: int  # e.g. the ANSI/NIST finger code
+    image: np.ndarray  # RGB, what ``analyse`` takes
+    region: tuple[int, int, int, int]  # in the capture: left, top, right, bottom
+
+
+@runtime_checkable
+class MultiCapture(Protocol):
+    """A plug-in that splits one capture into several (four fingers of one hand)."""
+
+    capture_layouts: tuple[str, ...]
+
+    def split_capture(self, image: np.ndarray, layout: str, hand: str) -> list[CapturePart]:
+        """The parts, in position order; raises ``QualityRejected`` (named reasons) where
+        the layout's parts are not all found, ``InvalidRequest`` for a bad layout or hand."""
+        ...

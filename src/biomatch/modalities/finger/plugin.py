@@ -43,7 +43,7 @@ QUALITY_THREADS = 4  # NFIQ 2 jobs in flight at once (analyse() calls side by si
 
 
 @dataclass(frozen=True)
-class _FingerSubject:
+class FingerSubject:
     minutiae: np.ndarray
     width: int
     height: int
@@ -96,6 +96,7 @@ class FingerModality:
                     template.height,
                     template.resolution_ppi,
                     template.finger_position,
+                    impression_type=template.impression_type,
                 )
             )
         return iso19794.encode(views, cast(iso19794.Version, version))
@@ -109,6 +110,7 @@ class FingerModality:
             template = self.template_from_minutiae(
                 view.minutiae, view.width, view.height, view.finger_position
             )
+            template = replace(template, impression_type=view.impression_type)
             check = QualityCheck(
                 "minutiae_count",
                 float(count),
@@ -138,14 +140,14 @@ class FingerModality:
         if not size.passed:
             return Capture(QualityReport((size,)), subjects_found=0)
         nfiq2, minutiae = self._nfiq2_and_minutiae(grey)
-        minutiae = _strongest(minutiae, MAX_MINUTIAE)
+        minutiae = strongest(minutiae, MAX_MINUTIAE)
         checks = quality.finger_checks(nfiq2, minutiae.shape[0], self._config.quality)
         checks = (size, *checks)
         return Capture(
             QualityReport(checks),
             region=(0, 0, width, height),
             subjects_found=1 if minutiae.shape[0] else 0,
-            payload=_FingerSubject(minutiae, width, height) if minutiae.shape[0] else None,
+            payload=FingerSubject(minutiae, width, height) if minutiae.shape[0] else None,
         )
 
     def _nfiq2_and_minutiae(self, grey: np.ndarray) -> tuple[float, np.ndarray]:
@@ -177,7 +179,7 @@ class FingerModality:
 
     def make_template(self, capture: Capture) -> bytes:
         subject = capture.payload
-        if not isinstance(subject, _FingerSubject):
+        if not isinstance(subject, FingerSubject):
             raise ValueError("The capture holds no minutiae to make a template of.")
         return self.template_from_minutiae(
             subject.minutiae, subject.width, subject.height
@@ -191,7 +193,7 @@ class FingerModality:
         finger_position: int = 0,
     ) -> FingerTemplate:
         """A template of minutiae from anywhere (an image, an ISO/IEC 19794-2 record)."""
-        minutiae = _strongest(np.asarray(minutiae, dtype=np.float32), MAX_MINUTIAE)
+        minutiae = strongest(np.asarray(minutiae, dtype=np.float32), MAX_MINUTIAE)
         return FingerTemplate(
             minutiae=minutiae,
             descriptors=matcher.descriptors(matcher.matching_frame(minutiae), self._params),
@@ -222,7 +224,7 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
 
-def _strongest(minutiae: np.ndarray, limit: int) -> np.ndarray:
+def strongest(minutiae: np.ndarray, limit: int) -> np.ndarray:
     if minutiae.shape[0] <= limit:
         return minutiae
     return minutiae[np.argsort(-minutiae[:, 4], kind="stable")[:limit]]
@@ -232,4 +234,4 @@ def _prepared(template: FingerTemplate) -> tuple[np.ndarray, np.ndarray]:
     return matcher.matching_frame(template.minutiae), template.descriptors
 
 
-__all__ = ["FingerModality", "to_grey"]
+__all__ = ["FingerModality", "FingerSubject", "strongest", "to_grey"]

@@ -1,7 +1,9 @@
 """The finger template: minutiae plus their matcher descriptors, as compact bytes.
 
 Layout (little-endian): magic ``BMF2``, uint16 width, height, resolution (ppi), minutiae
-count, descriptor size; uint8 finger position (ANSI/NIST code, 0 = unknown), uint8 spare;
+count, descriptor size; uint8 finger position (ANSI/NIST code, 0 = unknown), uint8 impression
+type (ANSI/NIST-ITL and ISO/IEC 19794 code: 0 live-scan plain contact, 24 plain contactless,
+stationary subject; templates written before it existed hold 0);
 then count x 5 float32 minutiae (x, y, theta, kind, reliability) and count x size float16
 descriptors. Storing the descriptors keeps comparisons free of per-reference set-up.
 """
@@ -19,6 +21,8 @@ from biomatch.modalities.finger.extractor import MINUTIA_FIELDS
 MAGIC = b"BMF2"
 _HEADER = struct.Struct("<4sHHHHHBB")
 MAX_MINUTIAE = 255
+LIVE_SCAN_PLAIN = 0
+CONTACTLESS_PLAIN = 24  # ANSI/NIST-ITL 1-2011 Update 2013: plain contactless, stationary subject
 
 
 def stack_for_matching(templates: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,12 +59,20 @@ class FingerTemplate:
     height: int
     resolution_ppi: int = 500
     finger_position: int = 0
+    impression_type: int = LIVE_SCAN_PLAIN
 
     def to_bytes(self) -> bytes:
         n = self.minutiae.shape[0]
         size = self.descriptors.shape[1] if self.descriptors.ndim == 2 else 0
         header = _HEADER.pack(
-            MAGIC, self.width, self.height, self.resolution_ppi, n, size, self.finger_position, 0
+            MAGIC,
+            self.width,
+            self.height,
+            self.resolution_ppi,
+            n,
+            size,
+            self.finger_position,
+            self.impression_type,
         )
         return (
             header
@@ -72,7 +84,7 @@ class FingerTemplate:
     def from_bytes(cls, data: bytes) -> FingerTemplate:
         if len(data) < _HEADER.size or data[:4] != MAGIC:
             raise InvalidTemplate("Not a BioMatch finger template.")
-        _, width, height, ppi, n, size, position, _ = _HEADER.unpack_from(data)
+        _, width, height, ppi, n, size, position, impression = _HEADER.unpack_from(data)
         points_end = _HEADER.size + n * MINUTIA_FIELDS * 4
         if len(data) != points_end + n * size * 2:
             raise InvalidTemplate("The finger template's length does not match its header.")
@@ -85,4 +97,5 @@ class FingerTemplate:
             height=height,
             resolution_ppi=ppi,
             finger_position=position,
+            impression_type=impression,
         )

@@ -1,0 +1,22 @@
+"""What a probe (or an enrolment) is made of: captures, each for one plug-in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    """One capture of a probe. ``plugin`` names the plug-in to use (default: the one named
+    after the modality); ``position`` is a finger position code (0: unknown). A capture
+    with a ``layout`` (``four_finger``, with its ``hand``) is split into one item per finger
+    before extraction; ``region`` is then where each lies in the capture."""
+
+    modality: str
+    image: bytes
+    position: int = 0
+    plugin: str | None = None
+    primary_only: bool = False
+    layout: str | None = None
+    hand: str | None = None
+    region: tuple[int, int, int, int] | None = None

@@ -1,0 +1,233 @@
+"""Contactless finger evaluations and calibrations.
+
+``eval folder --capture contactless --probe-glob P --reference-glob R``: subject = first
+sub-folder (or ``--label-regex``); each probe file against each reference file, mated where
+both share a subject. Probes are extracted by the capture kind's plug-in, references by the
+reference capture kind's (contact prints: the ``finger`` plug-in), and every score comes
+from the probe plug-in's ``compare``, as a contactless search of a contact gallery does.
+
+``calibrate-contactless SPEC...``: the impostor distributions of contactless-contactless
+and contactless-contact comparisons, written as the contactless plug-in's own calibration
+and the pair's (``calibration.pair_key``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biomatch.calibration import ScoreCalibration, load_pair_calibration, pair_key
+from biomatch.config import Settings
+from biomatch.evaluation import dataset, runs
+from biomatch.modalities import Modality, load_modality, plugin_for_capture
+
+CONTACT = "contact"
+CONTACTLESS = "contactless"
+
+
+def select(root: Path, pattern: str | None, label_regex: str | None) -> dict[str, str]:
+    """Image key -> subject for the images under root whose file name matches the glob."""
+    return dataset.label_folder(root, label_regex, pattern)
+
+
+@dataclass(frozen=True)
+class CrossOptions:
+    probe_glob: str | None
+    reference_glob: str | None
+    capture: str = CONTACTLESS
+    reference_capture: str = CONTACT
+
+
+def evaluate_cross(
+    root: Path, settings: Settings, options: runs.RunOptions, cross: CrossOptions
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    started = time.perf_counter()
+    probe_name = plugin_for_capture(options.modality, cross.capture, settings)
+    reference_name = plugin_for_capture(options.modality, cross.reference_capture, settings)
+    probes = select(root, cross.probe_glob, options.label_regex)
+    references = select(root, cross.reference_glob, options.label_regex)
+    if not probes or not references:
+        raise dataset.DatasetError(
+            f"{root}: no labelled probe ({cross.probe_glob}) or reference "
+            f"({cross.reference_glob}) images"
+        )
+    plugin = load_modality(probe_name, settings)
+    reference_plugin = load_modality(reference_name, settings)
+    found = _templates(root, probes, probe_name, settings, options)
+    found_refs = _templates(root, references, reference_name, settings, options)
+    pairs = [(p, r) for p in sorted(probes) for r in sorted(references) if p != r]
+    same = np.array([probes[p] == references[r] for p, r in pairs], dtype=bool)
+    merged = {**found_refs.templates, **found.templates}
+    scores = dataset.scores_of_pairs(plugin, merged, pairs)
+    # A failed capture is a false non-match on mated pairs, never an impostor score.
+    usable = same | np.isfinite(scores)
+    comparisons = runs.Comparisons(
+        [p for p, keep in zip(pairs, usable, strict=True) if keep], same[usable], scores[usable]
+    )
+    calibration = calibration_between(plugin, reference_plugin)
+    templates = dataset.Templates(
+        plugin.info.key,
+        merged,
+        {**found_refs.quality, **found.quality},
+        {**found_refs.gate_passed, **found.gate_passed},
+        {**found_refs.failures, **found.failures},
+    )
+    result: dict[str, Any] = {
+        "title": f"BioMatch contactless evaluation: {root.name}",
+        "evaluation": "each probe file against each reference file; mated: same subject",
+        "probe_model": plugin.info.key,
+        "reference_model": reference_plugin.info.key,
+        "calibration": calibration.model_key,
+        "probes": len(probes),
+        "references": len(references),
+        "subjects": len(set(probes.values()) | set(references.values())),
+        **runs.failures(templates, set(probes) | set(references)),
+        "probe_failures_to_enrol": len(set(probes) & set(found.failures)),
+        "reference_failures_to_enrol": len(set(references) & set(found_refs.failures)),
+    }
+    labels = {**references, **probes}
+    figures = runs.verification_part(
+        result, comparisons, templates, plugin, settings, options, labels, calibration
+    )
+    files = [root / k for k in sorted(labels)]
+    extra = {"probe_glob": cross.probe_glob, "reference_glob": cross.reference_glob}
+    result["provenance"] = runs.provenance(root, files, plugin, extra)
+    result["extraction_ms_mean"] = _mean_ms(found.run_seconds + found_refs.run_seconds)
+    result["elapsed_s"] = time.perf_counter() - started
+    return result, figures
+
+
+def calibration_between(plugin: Modality, reference: Modality) -> ScoreCalibration:
+    """As the core's ``calibration_between``: the pair's where measured, else the probe's."""
+    if plugin.info.key == reference.info.key:
+        return plugin.calibration
+    return load_pair_calibration(plugin.info.key, reference.info.key) or plugin.calibration
+
+
+def _templates(
+    root: Path,
+    labels: Mapping[str, str],
+    plugin_name: str,
+    settings: Settings,
+    options: runs.RunOptions,
+) -> dataset.Templates:
+    return dataset.extract(
+        root,
+        labels,
+        settings,
+        plugin_name,
+        workers=options.workers,
+        cache=_cache(options, plugin_name),
+    )
+
+
+def _cache(options: runs.RunOptions, plugin_name: str) -> Path | None:
+    """One cache file per plug-in (a cache file holds one model's templates)."""
+    if options.cache is None:
+        return None
+    return options.cache.with_name(f"{options.cache.stem}.{plugin_name}{options.cache.suffix}")
+
+
+def _mean_ms(seconds: list[float]) -> float | None:
+    return float(np.mean(seconds) * 1000) if seconds else None
+
+
+# -- calibration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """``kind:folder:glob[:label_regex]``: images of one capture kind, labelled by their
+    first sub-folder or by the regex's first group on the file name."""
+
+    kind: str
+    root: Path
+    pattern: str
+    label_regex: str | None
+
+    @classmethod
+    def parse(cls, spec: str) -> Source:
+        parts = spec.split(":", 3)
+        if len(parts) < 3 or parts[0] not in (CONTACT, CONTACTLESS):
+            raise dataset.DatasetError(
+                f"{spec!r}: a source is contact|contactless:FOLDER:GLOB[:LABEL_REGEX]"
+            )
+        root = Path(parts[1])
+        if not root.is_dir():
+            raise dataset.DatasetError(f"{root}: no such folder")
+        return cls(parts[0], root, parts[2], parts[3] if len(parts) > 3 else None)
+
+
+@dataclass
+class _Set:
+    source: Source
+    keys: list[str]
+    labels: list[str]
+    templates: list[bytes]
+
+
+def calibrate(
+    specs: list[str], settings: Settings, workers: int = 2, cache: Path | None = None
+) -> tuple[ScoreCalibration, ScoreCalibration]:
+    """(contactless-contactless, contactless-contact) impostor calibrations: every pair of
+    images of different fingers, within and across the sources (sources are different
+    people, so every pair across two sources is non-mated)."""
+    sources = [Source.parse(spec) for spec in specs]
+    options = runs.RunOptions("finger", workers, cache)
+    contactless = plugin_for_capture("finger", CONTACTLESS, settings)
+    plugin = load_modality(contactless, settings)
+    contact_plugin = load_modality("finger", settings)
+    sets = []
+    for source in sources:
+        labels = select(source.root, source.pattern, source.label_regex)
+        name = contactless if source.kind == CONTACTLESS else "finger"
+        found = _templates(source.root, labels, name, settings, options)
+        keys = sorted(k for k in labels if k in found.templates)
+        sets.append(
+            _Set(
+                source,
+                keys,
+                # A finger is named by its folder's root and label: the contact prints and
+                # photos of one folder share them, different data sets never do.
+                [f"{source.root.resolve()}/{labels[k]}" for k in keys],
+                [found.templates[k] for k in keys],
+            )
+        )
+    probes = _pooled([s for s in sets if s.source.kind == CONTACTLESS])
+    contacts = _pooled([s for s in sets if s.source.kind == CONTACT])
+    same_kind = dataset.impostor_scores(plugin, probes[1], probes[0])
+    cross = _cross_impostors(plugin, probes, contacts)
+    described = [f"{s.source.kind}:{s.source.root}:{s.source.pattern}" for s in sets]
+    provenance = {
+        "sources": described,
+        "pairs": "every pair of images of different fingers, within and across sources",
+        "n_contactless_images": len(probes[1]),
+        "n_contact_images": len(contacts[1]),
+    }
+    return (
+        ScoreCalibration.from_impostor_scores(plugin.info.key, same_kind, provenance),
+        ScoreCalibration.from_impostor_scores(
+            pair_key(plugin.info.key, contact_plugin.info.key), cross, provenance
+        ),
+    )
+
+
+def _pooled(sets: list[_Set]) -> tuple[list[str], list[bytes]]:
+    labels = [label for s in sets for label in s.labels]
+    return labels, [t for s in sets for t in s.templates]
+
+
+def _cross_impostors(
+    plugin: Modality, probes: tuple[list[str], list[bytes]], contacts: tuple[list[str], list[bytes]]
+) -> np.ndarray:
+    contact_labels = np.asarray(contacts[0])
+    chunks = [np.empty(0, dtype=np.float32)]
+    for label, template in zip(*probes, strict=True):
+        scores = np.asarray(plugin.compare(template, contacts[1]), dtype=np.float32)
+        chunks.append(scores[contact_labels != label])
+    return np.concatenate(chunks)

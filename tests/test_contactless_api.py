@@ -1,0 +1,154 @@
+"""Contactless fingers through the HTTP API with RidgeBase photos and contact prints from
+../shared/data (skipped where absent): a phone photo of a fingertip finds its contact-print
+mate by 1:N in a gallery of contact prints, and is verified against it 1:1."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from typer.testing import CliRunner
+
+from biomatch.api import create_app
+from biomatch.cli import app as cli_app
+from tests.conftest import (
+    OPEN_POLICY,
+    SEARCH,
+    SHARED,
+    issue_tokens,
+    settings_for_tests,
+    shared_file,
+)
+
+FINGERTIPS = SHARED / "finger" / "ridgebase_samples" / "fingertips"
+GALLERY_FINGERS = (
+    "10727_left_middle",
+    "10727_left_index",
+    "10727_right_ring",
+    "11826_left_index",
+    "11826_left_little",
+)
+MATE = "10727_left_middle"
+H: dict[str, dict[str, str]] = {}
+
+
+def first(folder: str, prefix: str) -> Path:
+    return sorted((FINGERTIPS / folder).glob(f"{prefix}*"))[0]
+
+
+def upload(path: Path) -> tuple[str, bytes, str]:
+    return (path.name, path.read_bytes(), "application/octet-stream")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    shared_file(FINGERTIPS)
+    settings = settings_for_tests(tmp_path_factory.mktemp("data"))
+    with TestClient(create_app(settings)) as test_client:
+        H.update(issue_tokens(test_client.app.state.core))  # type: ignore[attr-defined]
+        test_client.headers.update(H["field_operator"])
+        gallery = {"name": "prints", "policy": OPEN_POLICY}
+        assert (
+            test_client.post("/v1/galleries", json=gallery, headers=H["admin"]).status_code == 201
+        )
+        for folder in GALLERY_FINGERS:  # contact prints, as a scanner gallery holds them
+            response = test_client.post(
+                "/v1/galleries/prints/subjects",
+                data={"subject_id": folder, "modality": "finger"},
+                files=[("images", upload(first(folder, "ct_")))],
+                headers=H["enroller"],
+            )
+            assert response.status_code == 201, response.text
+        yield test_client
+
+
+def test_the_service_advertises_the_contactless_capture_kind(client: TestClient) -> None:
+    kinds = client.get("/v1/health").json()["capture_kinds"]
+    assert kinds["finger"] == ["contact", "contactless"]
+
+
+def test_a_contactless_photo_finds_its_contact_print_by_1_to_n(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/prints/identify",
+        data={"modality": "finger", "capture": "contactless", "top_k": 3, **SEARCH},
+        files={"image": upload(first(MATE, "cl_"))},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["candidates"][0]["subject_id"] == MATE
+    assert body["gallery_size"] == len(GALLERY_FINGERS)
+    assert body["models"][0]["model_id"] == "contactless-leader-lnm"
+    names = {check["name"] for check in body["probe_quality"][0]["checks"]}
+    assert {"too_far", "too_close", "out_of_focus", "glare", "minutiae_count"} <= names
+    assert "nfiq2" not in names
+
+
+def test_a_contactless_photo_is_verified_against_its_contact_print(client: TestClient) -> None:
+    def verify(subject: str) -> dict[str, object]:
+        response = client.post(
+            "/v1/galleries/prints/verify",
+            data={"subject_id": subject, "modality": "finger", "capture": "contactless", **SEARCH},
+            files={"image": upload(first(MATE, "cl_"))},
+        )
+        assert response.status_code == 200, response.text
+        result: dict[str, object] = response.json()
+        return result
+
+    mated, other = verify(MATE), verify("11826_left_little")
+    assert mated["decision"] == "match"
+    assert other["decision"] == "no_match"
+    assert float(str(mated["estimated_fmr"])) < float(str(other["estimated_fmr"]))
+
+
+def test_a_photo_without_a_finger_is_refused_with_an_instruction(client: TestClient) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((400, 400, 3), 90, np.uint8)).save(buffer, format="PNG")
+    response = client.post(
+        "/v1/galleries/prints/identify",
+        data={"modality": "finger", "capture": "contactless", **SEARCH},
+        files={"image": ("grey.png", buffer.getvalue(), "image/png")},
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "quality_rejected"
+    reasons = {reason["name"]: reason["message"] for reason in error["details"]["reasons"]}
+    assert "hold one fingertip" in reasons["finger_found"]
+
+
+def test_an_unknown_capture_kind_is_refused(client: TestClient) -> None:
+    response = client.post(
+        "/v1/galleries/prints/identify",
+        data={"modality": "face", "capture": "contactless", **SEARCH},
+        files={"image": upload(first(MATE, "cl_"))},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_eval_folder_contactless_against_contact(tmp_path: Path) -> None:
+    shared_file(FINGERTIPS)
+    data = tmp_path / "slice"
+    data.mkdir()
+    for folder in (MATE, "11826_left_index"):
+        (data / folder).symlink_to(FINGERTIPS / folder)
+    out = tmp_path / "cl_ct.json"
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "eval", "folder", str(data), "--modality", "finger", "--capture", "contactless",
+            "--probe-glob", "cl_*", "--reference-glob", "ct_*", "--json", str(out),
+            "--bootstrap", "20",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["n_genuine"] == 3 * 1 + 1 * 2  # probes x references of the same finger
+    assert report["n_impostor"] == 3 * 2 + 1 * 1
+    assert report["failures_to_enrol"] == 0
+    assert 0.0 <= report["eer"] <= 1.0 and "fnmr_at_fmr_1e-2" in report

@@ -1,0 +1,138 @@
+"""Contactless finger captures on synthetic images: scale from the ridge period, tip-up
+rotation, contact-like polarity, the contactless gate's named reasons, the contactless
+template marking and its ISO/IEC 19794-2 export, capture-kind and calibration choice."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from biomatch.calibration import pair_key
+from biomatch.config import ContactlessQualityConfig, Settings
+from biomatch.errors import InvalidRequest, InvalidTemplate
+from biomatch.modalities import load_modality, plugin_for_capture
+from biomatch.modalities.finger import contactless, contactless_quality, iso19794
+from biomatch.modalities.finger.template import CONTACTLESS_PLAIN, FingerTemplate
+
+PERIOD = 10.0  # ridge period of the synthetic photos, pixels (a third of a finger width)
+
+
+def finger_photo(
+    period: float = PERIOD,
+    tip: str = "right",
+    size: tuple[int, int] = (600, 800),
+    brightness: float = 150.0,
+    contrast: float = 40.0,
+) -> np.ndarray:
+    """A grey 'finger' lying horizontally on a dark background: a rounded bar with
+    concentric ridges (bright ridges, as in a photo), its tip on the given side."""
+    height, width = size
+    mask = np.zeros(size, np.uint8)
+    half = height // 4
+    centre_y = height // 2
+    tip_x = int(width * 0.8) if tip == "right" else int(width * 0.2)
+    body = (0, centre_y - half, tip_x - half, centre_y + half)
+    if tip == "left":
+        body = (tip_x + half, centre_y - half, width, centre_y + half)
+    cv2.rectangle(mask, body[:2], body[2:], 1, -1)
+    cv2.circle(mask, (tip_x - half if tip == "right" else tip_x + half, centre_y), half, 1, -1)
+    ys, xs = np.mgrid[0:height, 0:width]
+    radius = np.hypot(
+        xs - (tip_x - 1.5 * half if tip == "right" else tip_x + 1.5 * half), ys - centre_y
+    )
+    ridges = brightness + contrast * np.cos(2 * np.pi * radius / period)
+    image = np.where(mask > 0, ridges, 10.0)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_the_ridge_period_of_a_grating_is_measured() -> None:
+    ys, xs = np.mgrid[0:384, 0:384]
+    for period in (6.0, 9.0, 15.0):
+        grating = 128 + 60 * np.cos(2 * np.pi * (xs * 0.8 + ys * 0.6) / period)
+        found = contactless.ridge_period(grating.astype(np.float32), np.ones((384, 384), bool))
+        assert found == pytest.approx(period, rel=0.05)
+
+
+@pytest.mark.parametrize("tip", ["right", "left"])
+def test_a_photo_becomes_a_tip_up_contact_like_impression_at_500_ppi(tip: str) -> None:
+    found = contactless.contactless_to_contact(finger_photo(tip=tip))
+    assert found is not None
+    assert found.ridge_period_px == pytest.approx(PERIOD, rel=0.08)
+    assert found.scale == pytest.approx(contactless.CONTACT_RIDGE_PERIOD_PX / PERIOD, rel=0.08)
+    rows = np.nonzero(found.mask.any(axis=1))[0]
+    widths = found.mask.sum(axis=1)
+    top, bottom = widths[rows[: len(rows) // 8]], widths[rows[-len(rows) // 8 :]]
+    assert top.mean() < bottom.mean()  # the rounded tip is at the top
+    # Contact polarity: white background, dark ridges inside the finger.
+    assert found.image[~found.mask].mean() > 250
+    assert found.image[found.mask].mean() < 200
+    measured = contactless.ridge_period(found.image.astype(np.float32), found.mask)
+    assert measured == pytest.approx(contactless.CONTACT_RIDGE_PERIOD_PX, rel=0.12)
+
+
+def test_an_empty_photo_has_no_finger() -> None:
+    assert contactless.contactless_to_contact(np.full((300, 300), 12, np.uint8)) is None
+
+
+def failed(photo: np.ndarray) -> set[str]:
+    found = contactless.contactless_to_contact(photo)
+    assert found is not None
+    checks = contactless_quality.fingertip_checks(found, ContactlessQualityConfig())
+    return {check.name for check in checks if not check.passed}
+
+
+def test_a_good_synthetic_photo_passes_the_photo_checks() -> None:
+    assert failed(finger_photo()) == set()
+
+
+def test_the_gate_names_what_is_wrong_with_a_photo() -> None:
+    assert contactless_quality.TOO_DARK in failed(finger_photo(brightness=25, contrast=10))
+    assert contactless_quality.GLARE in failed(finger_photo(brightness=250, contrast=30))
+    assert contactless_quality.OUT_OF_FOCUS in failed(
+        cv2.GaussianBlur(finger_photo(), (0, 0), 5)
+        + np.random.default_rng(0).integers(0, 40, (600, 800), dtype=np.uint8)
+    )
+    assert contactless_quality.TOO_CLOSE in failed(finger_photo(period=34, size=(1600, 2600)))
+    # Every reason carries a plain instruction for the operator and the capture app.
+    for name, message in contactless_quality.INSTRUCTIONS.items():
+        assert message.endswith(".") and len(message) > 20, name
+
+
+def test_contactless_templates_are_marked_and_exported_as_contactless() -> None:
+    plugin = load_modality("finger-contactless", Settings())
+    assert plugin.info.capture_kind == "contactless"
+    assert plugin.info.comparison_family == load_modality("finger", Settings()).info.family
+    rng = np.random.default_rng(1)
+    minutiae = np.column_stack(
+        (
+            rng.uniform(20, 280, 30),
+            rng.uniform(20, 380, 30),
+            rng.uniform(0, 6, 30),
+            rng.integers(0, 2, 30),
+            rng.uniform(0.5, 1, 30),
+        )
+    ).astype(np.float32)
+    template = plugin.template_from_minutiae(minutiae, 300, 400, 2)  # type: ignore[attr-defined]
+    data = template.to_bytes()
+    assert FingerTemplate.from_bytes(data).impression_type == CONTACTLESS_PLAIN
+    record = plugin.export_record([data], "2011")  # type: ignore[attr-defined]
+    assert iso19794.decode(record)[0].impression_type == CONTACTLESS_PLAIN
+    imported = plugin.import_record(record)[0]  # type: ignore[attr-defined]
+    assert FingerTemplate.from_bytes(imported.template).impression_type == CONTACTLESS_PLAIN
+    with pytest.raises(InvalidTemplate, match="contactless"):
+        plugin.export_record([data], "2005")  # type: ignore[attr-defined]
+
+
+def test_a_capture_kind_names_its_plug_in() -> None:
+    settings = Settings()
+    assert plugin_for_capture("finger", None, settings) == "finger"
+    assert plugin_for_capture("finger", "contact", settings) == "finger"
+    assert plugin_for_capture("finger", "contactless", settings) == "finger-contactless"
+    with pytest.raises(InvalidRequest):
+        plugin_for_capture("face", "contactless", settings)
+
+
+def test_a_pair_calibration_key_is_one_for_either_order() -> None:
+    assert pair_key("a@1", "b@1") == pair_key("b@1", "a@1") == "a@1+b@1"
+    assert pair_key("a@1", "a@1") == "a@1"
