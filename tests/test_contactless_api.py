@@ -152,3 +152,15 @@ def test_eval_folder_contactless_against_contact(tmp_path: Path) -> None:
     assert report["n_impostor"] == 3 * 2 + 1 * 1
     assert report["failures_to_enrol"] == 0
     assert 0.0 <= report["eer"] <= 1.0 and "fnmr_at_fmr_1e-2" in report
+
+
+def test_the_capture_app_can_check_a_contactless_photo_alone(client: TestClient) -> None:
+    response = client.post(
+        "/v1/quality-check",
+        data={"modality": "finger", "capture": "contactless"},
+        files={"image": upload(first(MATE, "cl_"))},
+    )
+    assert response.status_code == 200, response.text
+    verdict = response.json()
+    assert verdict["model"] == "finger/contactless-leader-lnm@1.0"
+    assert {check["name"] for check in verdict["checks"]} >= {"too_far", "out_of_focus"}

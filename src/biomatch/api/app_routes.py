@@ -9,7 +9,14 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from biomatch.api.routes import Core, ModalityField, Operator, PrimaryOnly, read_upload
+from biomatch.api.routes import (
+    CaptureField,
+    Core,
+    ModalityField,
+    Operator,
+    PrimaryOnly,
+    read_upload,
+)
 from biomatch.results import CapabilitiesOut, OfflineDiscardIn, QualityVerdictOut, ReviewItemOut
 
 router = APIRouter()
@@ -37,12 +44,14 @@ async def quality_check(
     image: Annotated[UploadFile, File(description="One capture.")],
     modality: ModalityField = "face",
     primary_only: PrimaryOnly = False,
+    capture: CaptureField = None,
 ) -> QualityVerdictOut:
     """The capture-quality gate's verdict with its named reasons; searches and stores
     nothing (the check itself is audited, by hash)."""
     data = await read_upload(image, core)
+    plugin = core.plugin_for_capture(modality, capture)
     return await run_in_threadpool(
-        core.check_capture, actor, data, modality, primary_only=primary_only
+        core.check_capture, actor, data, plugin, primary_only=primary_only
     )
 
 
