@@ -164,3 +164,24 @@ def test_the_capture_app_can_check_a_contactless_photo_alone(client: TestClient)
     verdict = response.json()
     assert verdict["model"] == "finger/contactless-leader-lnm@1.0"
     assert {check["name"] for check in verdict["checks"]} >= {"too_far", "out_of_focus"}
+
+
+def test_a_four_finger_photo_without_a_hand_is_refused_with_a_reason(client: TestClient) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((800, 600, 3), 128, np.uint8)).save(buffer, format="PNG")
+    response = client.post(
+        "/v1/galleries/prints/identify-fused",
+        data={"capture": "contactless", "layout": "four_finger", "hand": "left", **SEARCH},
+        files=[("fingers", ("hand.png", buffer.getvalue(), "image/png"))],
+    )
+    assert response.status_code == 422, response.text
+    reasons = response.json()["error"]["details"]["reasons"]
+    assert reasons[0]["name"] == "fingers_found"
+    assert "four fingers" in reasons[0]["message"]
+    missing_hand = client.post(
+        "/v1/galleries/prints/identify-fused",
+        data={"capture": "contactless", "layout": "four_finger", **SEARCH},
+        files=[("fingers", ("hand.png", buffer.getvalue(), "image/png"))],
+    )
+    assert missing_hand.status_code == 422
+    assert missing_hand.json()["error"]["code"] == "invalid_request"

@@ -10,9 +10,9 @@ import pytest
 
 from biomatch.calibration import pair_key
 from biomatch.config import ContactlessQualityConfig, Settings
-from biomatch.errors import InvalidRequest, InvalidTemplate
+from biomatch.errors import InvalidRequest, InvalidTemplate, QualityRejected
 from biomatch.modalities import load_modality, plugin_for_capture
-from biomatch.modalities.finger import contactless, contactless_quality, iso19794
+from biomatch.modalities.finger import contactless, contactless_quality, four_finger, iso19794
 from biomatch.modalities.finger.template import CONTACTLESS_PLAIN, FingerTemplate
 
 PERIOD = 10.0  # ridge period of the synthetic photos, pixels (a third of a finger width)
@@ -136,3 +136,38 @@ def test_a_capture_kind_names_its_plug_in() -> None:
 def test_a_pair_calibration_key_is_one_for_either_order() -> None:
     assert pair_key("a@1", "b@1") == pair_key("b@1", "a@1") == "a@1+b@1"
     assert pair_key("a@1", "a@1") == "a@1"
+
+
+def hand_photo(hand: str) -> np.ndarray:
+    """Four skin-coloured fingers, pads to the camera, on a grey background: a left hand's
+    enter from the left, index at the top; a right hand is its mirror image."""
+    photo = np.full((900, 1200, 3), (120, 125, 130), np.uint8)
+    lengths = (700, 780, 740, 600)  # index, middle, ring, little
+    for number, length in enumerate(lengths):
+        top = 150 + number * 150
+        cv2.rectangle(photo, (0, top + 6), (length, top + 144), (200, 140, 120), -1)
+        cv2.circle(photo, (length, top + 75), 69, (200, 140, 120), -1)
+        cv2.line(photo, (0, top + 148), (length, top + 148), (90, 60, 50), 6)  # the gap's shadow
+    return photo if hand == "left" else np.ascontiguousarray(photo[:, ::-1])
+
+
+@pytest.mark.parametrize("hand", ["left", "right"])
+def test_a_four_finger_photo_splits_into_labelled_fingertips(hand: str) -> None:
+    parts = four_finger.split_four_fingers(hand_photo(hand), hand)
+    assert [part.position for part in parts] == list(four_finger.POSITIONS[hand])
+    tips = {"left": (769, 849, 809, 669), "right": (431, 351, 391, 531)}[hand]
+    for number, (part, tip) in enumerate(zip(parts, tips, strict=True)):
+        left, top, right, bottom = part.region
+        # Each crop holds its own finger's tip, and is turned tip up.
+        assert left <= tip <= right and top <= 225 + number * 150 <= bottom, part.region
+        assert part.image.shape[0] > part.image.shape[1] * 0.8
+
+
+def test_a_photo_without_four_fingers_is_refused_with_a_reason() -> None:
+    plugin = load_modality("finger-contactless", Settings())
+    blank = np.full((600, 800, 3), 128, np.uint8)
+    with pytest.raises(QualityRejected) as refused:
+        plugin.split_capture(blank, "four_finger", "left")  # type: ignore[attr-defined]
+    assert refused.value.details["reasons"][0]["name"] == "fingers_found"
+    with pytest.raises(InvalidRequest):
+        plugin.split_capture(blank, "four_finger", "middle")  # type: ignore[attr-defined]

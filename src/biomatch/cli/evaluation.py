@@ -151,12 +151,17 @@ def eval_folder(
     reference_capture: Annotated[
         str, typer.Option(help="Capture kind of the references (with the globs).")
     ] = "contact",
+    layout: Annotated[
+        str | None,
+        typer.Option(help="'four_finger': each image is one hand's four fingers (folder: hand)."),
+    ] = None,
 ) -> None:
     """Verification (all mated pairs, seeded non-mated sample) and identification (closed
     and open set) from a folder: one sub-folder per subject, or --label-regex. With
     --probe-glob/--reference-glob: each probe against each reference (contactless photos
-    against contact prints)."""
-    from biomatch.evaluation import contactless, report, runs
+    against contact prints); with --layout four_finger: one sub-folder per hand, named
+    ..._left or ..._right, per-finger and fused four-finger comparisons."""
+    from biomatch.evaluation import contactless, four_finger, report, runs
     from biomatch.modalities import plugin_for_capture
 
     settings = Settings()
@@ -174,7 +179,10 @@ def eval_folder(
     )
     keys = [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"]
     run: Run = lambda: runs.evaluate_folder(folder, settings, options)  # noqa: E731
-    if reference_glob is not None:
+    if layout is not None:
+        keys = [*FLAT_KEYS, "segmentation_failures", "fused_eer", "fused_fnmr_at_fmr_1e-2"]
+        run = lambda: four_finger.evaluate(folder, settings, options, layout)  # noqa: E731
+    elif reference_glob is not None:
         cross = contactless.CrossOptions(
             probe_glob, reference_glob, capture or "contact", reference_capture
         )

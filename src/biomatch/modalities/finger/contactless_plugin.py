@@ -15,11 +15,13 @@ from dataclasses import replace
 import numpy as np
 
 from biomatch.config import FingerConfig
+from biomatch.errors import InvalidRequest, QualityRejected
 from biomatch.fusion import quality_weight
-from biomatch.modalities.base import Capture, ModelInfo, QualityReport
+from biomatch.modalities.base import Capture, CapturePart, ModelInfo, QualityReport
 from biomatch.modalities.finger import contactless_quality as gate
 from biomatch.modalities.finger.contactless import Options, contactless_to_contact
 from biomatch.modalities.finger.extractor import extract_minutiae
+from biomatch.modalities.finger.four_finger import FOUR_FINGER, POSITIONS, split_four_fingers
 from biomatch.modalities.finger.plugin import (
     FAMILY,
     MATCHER_ID,
@@ -36,6 +38,8 @@ CLARITY_FULL_WEIGHT = 0.35
 
 
 class ContactlessFingerModality(FingerModality):
+    capture_layouts = (FOUR_FINGER,)
+
     def __init__(self, config: FingerConfig) -> None:
         super().__init__(config)
         self._contactless = config.contactless
@@ -76,6 +80,21 @@ class ContactlessFingerModality(FingerModality):
             subjects_found=1,
             payload=FingerSubject(minutiae, impression_width, impression_height) if found else None,
         )
+
+    def split_capture(self, image: np.ndarray, layout: str, hand: str) -> list[CapturePart]:
+        """The index, middle, ring and little fingertips of a four-finger photo."""
+        if layout != FOUR_FINGER or hand not in POSITIONS:
+            raise InvalidRequest(
+                "A four_finger photo needs hand=left or hand=right.", layout=layout, hand=hand
+            )
+        parts = split_four_fingers(image, hand)
+        if len(parts) < len(POSITIONS[hand]):
+            reason = gate.fingers_found_check(len(parts), len(POSITIONS[hand]))
+            raise QualityRejected(
+                "The four-finger photo failed the quality gate: fingers_found.",
+                reasons=[reason.as_dict()],
+            )
+        return parts
 
     def _contact_like_minutiae(self, impression: np.ndarray) -> np.ndarray:
         config = self._config
