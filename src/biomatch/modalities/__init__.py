@@ -14,7 +14,7 @@ from functools import cache
 from importlib.metadata import entry_points
 
 from biomatch.config import Settings
-from biomatch.errors import InvalidRequest, UnknownModality
+from biomatch.errors import InvalidRequest, ModelUnavailable, UnknownModality
 from biomatch.modalities.base import (
     Capture,
     CapturePart,
@@ -94,7 +94,8 @@ def plugin_for_capture(modality: str, capture: str | None, settings: Settings) -
     names = [
         name
         for name in available_plugins()
-        if (plugin := load_modality(name, settings)).info.modality == default.info.modality
+        if (plugin := _runnable(name, settings)) is not None
+        and plugin.info.modality == default.info.modality
         and plugin.info.capture_kind == capture
     ]
     if not names:
@@ -104,3 +105,11 @@ def plugin_for_capture(modality: str, capture: str | None, settings: Settings) -
         )
     preferred = f"{modality}-{capture}"
     return preferred if preferred in names else names[0]
+
+
+def _runnable(name: str, settings: Settings) -> Modality | None:
+    """The plug-in, or None where its library or configuration is missing."""
+    try:
+        return load_modality(name, settings)
+    except ModelUnavailable:
+        return None
