@@ -75,8 +75,9 @@ def main() -> None:
     def decode(data: bytes) -> Any:
         return decode_image(data, max_bytes=10**8, max_pixels=10**8)
 
-    def capture(image: Any) -> bytes:
-        return plugin.make_template(plugin.analyse(image))
+    def capture(image: Any) -> bytes | None:
+        found = plugin.analyse(image)  # a fingertip crop without a finger makes no template
+        return plugin.make_template(found) if found.has_subject else None
 
     capture(decode(tips[0].read_bytes()))  # load the network outside the timings
     tip: dict[str, list[float]] = {
@@ -91,7 +92,7 @@ def main() -> None:
         timed(tip["total"], lambda d: capture(decode(d)), data)
     four: dict[str, list[float]] = {k: [] for k in ("decode", "split", "fingers", "total")}
 
-    def four_fingers(data: bytes, hand: str) -> list[bytes]:
+    def four_fingers(data: bytes, hand: str) -> list[bytes | None]:
         parts = plugin.split_capture(decode(data), "four_finger", hand)
         return [capture(part.image) for part in parts]
 
