@@ -185,3 +185,20 @@ def test_a_four_finger_photo_without_a_hand_is_refused_with_a_reason(client: Tes
     )
     assert missing_hand.status_code == 422
     assert missing_hand.json()["error"]["code"] == "invalid_request"
+
+
+def test_identify_takes_a_four_finger_photo_as_its_four_fingertips(client: TestClient) -> None:
+    # This photo's index fingertip is blurred: the gate names the fingertip and its reasons.
+    photo = sorted((SHARED / "finger/ridgebase_samples/four_finger/21022_left").glob("*.jpg"))[0]
+    response = client.post(
+        "/v1/galleries/prints/identify",
+        data={
+            "modality": "finger", "capture": "contactless", "layout": "four_finger",
+            "hand": "left", **SEARCH,
+        },
+        files={"image": upload(photo)},
+    )  # fmt: skip
+    assert response.status_code == 422, response.text
+    details = response.json()["error"]["details"]
+    assert details["image"] == "finger-contactless 1"  # the first fingertip: the index
+    assert {reason["name"] for reason in details["reasons"]} >= {"out_of_focus"}

@@ -60,6 +60,14 @@ CaptureField = Annotated[
         "'contactless' (a phone-camera photo); GET /v1/health lists the installed kinds."
     ),
 ]
+LayoutField = Annotated[
+    str | None,
+    Form(
+        description="'four_finger' (with hand): the image is one photo of the four fingers of "
+        "one hand, searched as its four fingertips (capture=contactless)."
+    ),
+]
+HandField = Annotated[str | None, Form(description="left or right, for layout=four_finger.")]
 PrimaryOnly = Annotated[
     bool,
     Form(
@@ -334,11 +342,22 @@ async def verify(
     modality: ModalityField = DEFAULT_MODALITY,
     primary_only: PrimaryOnly = False,
     capture: CaptureField = None,
+    layout: LayoutField = None,
+    hand: HandField = None,
 ) -> VerificationOut:
     data = await read_upload(image, core)
     plugin = core.plugin_for_capture(modality, capture)
     return await run_in_threadpool(
-        core.verify, actor, gallery, subject_id, data, context, plugin, primary_only=primary_only
+        core.verify,
+        actor,
+        gallery,
+        subject_id,
+        data,
+        context,
+        plugin,
+        primary_only=primary_only,
+        layout=layout,
+        hand=hand,
     )
 
 
@@ -353,6 +372,8 @@ async def identify(
     modality: ModalityField = DEFAULT_MODALITY,
     primary_only: PrimaryOnly = False,
     capture: CaptureField = None,
+    layout: LayoutField = None,
+    hand: HandField = None,
 ) -> IdentificationOut:
     data = await read_upload(image, core)
     return await run_in_threadpool(
@@ -364,6 +385,8 @@ async def identify(
         core.plugin_for_capture(modality, capture),
         top_k=top_k,
         primary_only=primary_only,
+        layout=layout,
+        hand=hand,
     )
 
 

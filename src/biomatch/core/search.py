@@ -79,9 +79,12 @@ class SearchAPI(CoreState):
         modality: str = DEFAULT_MODALITY,
         *,
         primary_only: bool = False,
+        layout: str | None = None,
+        hand: str | None = None,
     ) -> VerificationOut:
-        """1:1 with one image (the one-item case of ``verify_probe``)."""
-        item = ProbeItem(modality, image, primary_only=primary_only)
+        """1:1 with one image (the one-item case of ``verify_probe``; a four-finger photo,
+        ``layout`` and ``hand`` given, is its four fingers)."""
+        item = ProbeItem(modality, image, primary_only=primary_only, layout=layout, hand=hand)
         return self.verify_probe(actor, gallery, subject_id, [item], context)
 
     def identify(
@@ -94,9 +97,12 @@ class SearchAPI(CoreState):
         *,
         top_k: int = 10,
         primary_only: bool = False,
+        layout: str | None = None,
+        hand: str | None = None,
     ) -> IdentificationOut:
-        """1:N with one image (the one-item case of ``identify_probe``)."""
-        item = ProbeItem(modality, image, primary_only=primary_only)
+        """1:N with one image (the one-item case of ``identify_probe``; a four-finger photo,
+        ``layout`` and ``hand`` given, is its four fingers)."""
+        item = ProbeItem(modality, image, primary_only=primary_only, layout=layout, hand=hand)
         return self.identify_probe(actor, gallery, [item], context, top_k=top_k)
 
     def verify_probe(
