@@ -71,7 +71,10 @@ def settings_for_tests(data_dir: Path) -> Settings:
     store under test (``BIOMATCH_TEST_STORE``): the test's own PostgreSQL schema where it
     runs on PostgreSQL (one more for a fixture wider than one test)."""
     settings = Settings(
-        data_dir=data_dir, search_rate_per_minute=100_000, request_rate_per_minute=100_000
+        data_dir=data_dir,
+        search_rate_per_minute=100_000,
+        request_rate_per_minute=100_000,
+        login_failures_per_minute=100_000,
     )
     if TEST_STORE == "postgresql" and settings.database_url is None:
         settings = settings.model_copy(update={"database_url": _SCHEMAS.create()})

@@ -352,9 +352,30 @@ class Settings(BaseSettings):
     audit_key_file: Path | None = Field(
         None, description="Ed25519 key signing audit checkpoints; default in data_dir/keys/."
     )
+    audit_witness_file: Path | None = Field(
+        None,
+        description="File the signed head of the audit log is appended to after every commit "
+        "(outside the database); default beside the audit key, data_dir/keys/audit_witness.jsonl.",
+    )
     audit_checkpoint_every: int = Field(100, ge=1, description="Entries per signed checkpoint.")
     search_rate_per_minute: int = Field(30, ge=1, description="Searches per operator.")
     request_rate_per_minute: int = Field(600, ge=1, description="Requests per operator.")
+    login_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Failed logins allowed per client address and per token id before "
+        "further attempts are refused (429 login_throttled) until the bucket refills.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (BIOMATCH_REDIS_URL, e.g. redis://127.0.0.1:6379/0): where set, "
+        "rate limits and failed-login counts are shared by every worker and instance.",
+    )
+    audit_witness_redis: bool = Field(
+        False,
+        description="Also keep the newest signed audit head in Redis (needs redis_url), so a "
+        "witness file rolled back together with the database is caught.",
+    )
     retention_interval_s: float = Field(600.0, description="Period of the retention job.")
 
     @property
@@ -371,6 +392,12 @@ class Settings(BaseSettings):
             uri = str((self.data_dir / "milvus.db").resolve())
             self.index = self.index.model_copy(update={"milvus_uri": uri})
         return self
+
+    @property
+    def resolved_audit_witness_file(self) -> Path:
+        return self.audit_witness_file or self.resolved_audit_key_file.with_name(
+            "audit_witness.jsonl"
+        )
 
     @cached_property
     def resolved_database_url(self) -> str:

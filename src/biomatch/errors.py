@@ -119,6 +119,27 @@ class RateLimited(BioMatchError):
     http_status = 429
 
 
+class LoginThrottled(BioMatchError):
+    """Too many failed logins from one client address or for one token id."""
+
+    code = "login_throttled"
+    http_status = 429
+
+
+class Busy(BioMatchError):
+    """This worker's extraction queue is full; ``details['retry_after_s']`` says when to retry."""
+
+    code = "busy"
+    http_status = 503
+
+
+class RevocationRefused(BioMatchError):
+    """An operator may not revoke their own token, nor the last active admin."""
+
+    code = "revocation_refused"
+    http_status = 409
+
+
 class EncounterNotFound(BioMatchError):
     code = "encounter_not_found"
     http_status = 404

@@ -53,15 +53,32 @@ def load_master_key(key_file: Path, env_var: str) -> MasterKey:
     encoded = os.environ.get(env_var)
     if encoded:
         return MasterKey(base64.b64decode(encoded))
-    if key_file.exists():
-        return MasterKey(base64.b64decode(key_file.read_bytes().strip()))
-    master, raw = MasterKey.generate()
-    write_key_file(key_file, raw)
-    return master
+    if not key_file.exists():
+        _, raw = MasterKey.generate()
+        create_once(key_file, base64.b64encode(raw) + b"\n")
+    return MasterKey(base64.b64decode(key_file.read_bytes().strip()))
+
+
+def create_once(path: Path, content: bytes) -> None:
+    """Create ``path`` (mode 0600, directory 0700) holding ``content``, unless another
+    process created it first: then its file stands, so every worker loads the same key."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)  # atomic, and refuses to replace an existing key
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def write_key_file(path: Path, raw: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_suffix(".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:

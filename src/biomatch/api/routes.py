@@ -46,9 +46,12 @@ Core = Annotated[BioMatch, Depends(get_core)]
 
 
 def get_principal(
-    core: Core, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request,
+    core: Core,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    return core.authenticate(credentials.credentials if credentials else None)
+    client = request.client.host if request.client else None
+    return core.authenticate(credentials.credentials if credentials else None, client)
 
 
 Operator = Annotated[Principal, Depends(get_principal)]
@@ -187,6 +190,12 @@ class ChainOut(BaseModel):
     checkpoints_verified: int
     first_broken_seq: int | None
     problem: str | None
+    finding: str | None = Field(
+        description="What was found: missing_entry, broken_link, altered, forged_append, "
+        "truncated, rewritten, checkpoint_forged, checkpoint_mismatch, checkpoint_deleted, "
+        "witness_missing or witness_forged; None where intact."
+    )
+    witnessed_seq: int | None = Field(description="The newest head the witness signed.")
 
 
 # -- service --------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def serve(
             raise fail(f"error [file]: {path} is not a file.")
     if data_dir is not None:
         os.environ["BIOMATCH_DATA_DIR"] = str(data_dir)  # read by every worker's Settings()
-    migrate(settings_for(data_dir))  # once, before the workers start: they only check
+    prepare(settings_for(data_dir))  # once, before the workers start: they only check
     tls: dict[str, Any] = {}
     if tls_cert and tls_key:
         tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
@@ -75,11 +75,28 @@ def serve(
     )
 
 
+def prepare(settings: Settings) -> None:
+    """What must happen once per start, not once per worker: the migration, the keys, the
+    audit log's upgrade. Workers forked after this find everything in place."""
+    from biomatch.service import BioMatch
+    from biomatch.store.permissions import key_in_data_dir_warning
+
+    migrate(settings)
+    BioMatch(settings).close()
+    from_environment = bool(os.environ.get(settings.master_key_env))
+    warning = key_in_data_dir_warning(
+        settings.resolved_master_key_file, settings.data_dir, from_environment
+    )
+    if warning:
+        console.print(warning, highlight=False, markup=False, soft_wrap=True)
+
+
 def migrate(settings: Settings) -> None:
     """Bring the schema to the newest migration (creating the data directory first)."""
     from biomatch.store import Database
+    from biomatch.store.permissions import secure_data_dir
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.data_dir, settings.resolved_database_url)
     database = Database(settings.resolved_database_url)
     try:
         database.migrate()

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from biomatch.accountability import encounters as enc
 from biomatch.accountability import reports
-from biomatch.accountability.audit import ChainReport, verify_chain
+from biomatch.accountability.audit import ChainReport
 from biomatch.accountability.audit_filter import AuditFilter
 from biomatch.accountability.crypto import MasterKey
 from biomatch.accountability.policy import GalleryPolicy
@@ -101,7 +101,7 @@ class OversightAPI(CoreState):
     def verify_audit(self, actor: Principal) -> ChainReport:
         actor.require(Action.AUDIT_READ)
         with self.db.transaction() as session:
-            return verify_chain(session, self.audit.public_key)
+            return self.audit.verify(session)
 
     def transparency_report(self, actor: Principal) -> dict[str, object]:
         actor.require(Action.AUDIT_READ)

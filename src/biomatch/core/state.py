@@ -13,8 +13,14 @@ from sqlalchemy.orm import Session
 from biomatch.accountability.audit import AuditLog, CheckpointSigner
 from biomatch.accountability.crypto import load_master_key
 from biomatch.accountability.policy import GalleryPolicy
-from biomatch.accountability.ratelimit import RateLimiter
+from biomatch.accountability.ratelimit import (
+    LoginThrottle,
+    RateLimiter,
+    buckets_for,
+    redis_client,
+)
 from biomatch.accountability.vault import Vault
+from biomatch.accountability.witness import RedisHeads
 from biomatch.calibration import ScoreCalibration, load_pair_calibration
 from biomatch.config import Settings
 from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
@@ -39,6 +45,7 @@ from biomatch.store import Database, Gallery, Subject, Template
 from biomatch.store import repository as repo
 from biomatch.store.changes import record_changes
 from biomatch.store.models import OptOut
+from biomatch.store.permissions import secure_data_dir
 
 DEFAULT_MODALITY = "face"
 
@@ -58,7 +65,7 @@ class CoreState:
 
     def __init__(self, settings: Settings, modalities: Sequence[str] = ()) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(settings.data_dir, settings.resolved_database_url)
         self.db = Database(settings.resolved_database_url)
         self.db.ensure_current()
         self.vault = Vault(
@@ -69,14 +76,20 @@ class CoreState:
         self.audit = AuditLog(
             CheckpointSigner.from_file(settings.resolved_audit_key_file),
             settings.audit_checkpoint_every,
+            settings.resolved_audit_witness_file,
+            second_witness(settings),
         )
+        with self.db.write_transaction() as session:
+            self.audit.key_legacy_log(session)
         self._plugins: dict[str, Modality] = {}
         self._pair_calibrations: dict[tuple[str, str], ScoreCalibration | None] = {}
         for name in modalities:
             self.modality(name)
         self.indexes = GalleryIndexes(self.db, self.vault, settings.index)
-        self._search_limit = RateLimiter(settings.search_rate_per_minute, "searches")
-        self._request_limit = RateLimiter(settings.request_rate_per_minute, "requests")
+        buckets = buckets_for(settings.redis_url, deployment_namespace(settings))
+        self._search_limit = RateLimiter(settings.search_rate_per_minute, "searches", buckets)
+        self._request_limit = RateLimiter(settings.request_rate_per_minute, "requests", buckets)
+        self._login_throttle = LoginThrottle(settings.login_failures_per_minute, buckets)
         # Serialises this process's writes: index revisions and audit entries stay in order.
         self._write_lock = threading.Lock()
 
@@ -305,6 +318,18 @@ def check_name(what: str, value: str) -> None:
             f"The {what} must be 1-128 characters, without '/' or surrounding spaces.",
             value=value,
         )
+
+
+def second_witness(settings: Settings) -> RedisHeads | None:
+    if not (settings.audit_witness_redis and settings.redis_url):
+        return None
+    return RedisHeads(redis_client(settings.redis_url), deployment_namespace(settings))
+
+
+def deployment_namespace(settings: Settings) -> str:
+    """Names this deployment's keys in shared stores (Redis): every instance on one database
+    shares them, and two deployments on one Redis server do not."""
+    return hashlib.sha256(settings.resolved_database_url.encode()).hexdigest()[:16]
 
 
 def person_hash(person_ref: str) -> str:
