@@ -96,6 +96,7 @@ ENDPOINTS: list[tuple[Action | None, Request]] = [
     (Action.GALLERY_CREATE, lambda w: ("POST", "/v1/galleries", {"json": {"name": unique("g")}})),
     (Action.GALLERY_READ, lambda w: ("GET", "/v1/galleries", {})),
     (Action.GALLERY_READ, lambda w: ("GET", "/v1/galleries/g", {})),
+    (Action.GALLERY_DELETE, lambda w: ("DELETE", f"/v1/galleries/{w.throwaway_gallery()}", {})),
     (
         Action.SUBJECT_ENROL,
         lambda w: (
@@ -235,6 +236,12 @@ def _throwaway(self: World) -> str:
     return subject
 
 
+def _throwaway_gallery(self: World) -> str:
+    name = unique("gone-g")
+    self.core.create_gallery(self.core_admin(), name)
+    return name
+
+
 def _throwaway_operator(self: World) -> str:
     name = unique("gone")
     self.core.create_operator(self.core_admin(), name, Role.AUDITOR)
@@ -260,6 +267,7 @@ def _core_admin(self: World) -> Any:
 
 World.throwaway = _throwaway  # type: ignore[attr-defined]
 World.throwaway_operator = _throwaway_operator  # type: ignore[attr-defined]
+World.throwaway_gallery = _throwaway_gallery  # type: ignore[attr-defined]
 World.fresh_encounter = _fresh_encounter  # type: ignore[attr-defined]
 World.hopper_sample = _hopper_sample  # type: ignore[attr-defined]
 World.core_admin = _core_admin  # type: ignore[attr-defined]

@@ -312,6 +312,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     min_image_side: int = 32
+    max_images_per_enrolment: int = Field(
+        10, ge=1, le=100, description="Images one enrolment request may carry (413 beyond)."
+    )
 
     verify_target_fmr: float = Field(1e-3, description="1:1 decision threshold, as an FMR.")
     identify_target_fmr: float = Field(

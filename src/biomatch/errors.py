@@ -41,6 +41,18 @@ class InvalidRequest(BioMatchError):
     http_status = 422
 
 
+class InvalidIdentifier(InvalidRequest):
+    """A subject id, gallery, operator name or person reference that is empty, too long, or
+    holds characters that do not print (controls, bidi overrides, zero-width)."""
+
+    code = "invalid_identifier"
+
+
+class TooManyImages(BioMatchError):
+    code = "too_many_images"
+    http_status = 413
+
+
 class UnknownModality(BioMatchError):
     code = "unknown_modality"
     http_status = 422

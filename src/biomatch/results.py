@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from biomatch.accountability.policy import GalleryPolicy
 
@@ -52,21 +52,33 @@ class GalleryOut(BaseModel):
     policy: GalleryPolicy
 
 
+Trimmed = Annotated[str, StringConstraints(strip_whitespace=True)]
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class SearchContext(BaseModel):
-    """Why a search is made and under what authority; recorded with the encounter.
+    """Why a search is made and under what authority; recorded with the encounter. Text is
+    trimmed; purpose and authority must say something, a blank optional field is absent.
     ``training``: the operator is practising; only a training gallery may be searched."""
 
-    purpose: str = Field(min_length=1, max_length=64)
-    legal_authority: str = Field(min_length=3, max_length=200)
-    case_reference: str | None = Field(None, max_length=200)
-    location: str | None = Field(None, max_length=200)
-    notes: str | None = Field(None, max_length=1000)
+    purpose: Trimmed = Field(min_length=1, max_length=64)
+    legal_authority: Trimmed = Field(min_length=3, max_length=200)
+    case_reference: Annotated[Trimmed | None, BeforeValidator(_blank_is_none)] = Field(
+        None, max_length=200
+    )
+    location: Annotated[Trimmed | None, BeforeValidator(_blank_is_none)] = Field(
+        None, max_length=200
+    )
+    notes: Annotated[Trimmed | None, BeforeValidator(_blank_is_none)] = Field(None, max_length=1000)
     training: bool = False
 
 
 class ConsentIn(BaseModel):
-    notice_version: str = Field(min_length=1, max_length=64)
-    purpose: str = Field(min_length=1, max_length=200)
+    notice_version: Trimmed = Field(min_length=1, max_length=64)
+    purpose: Trimmed = Field(min_length=1, max_length=200)
     term_days: int | None = Field(None, ge=1, le=3650)
 
 
@@ -261,9 +273,25 @@ class AuditEntryOut(BaseModel):
     hash: str
 
 
+class RetentionFailure(BaseModel):
+    gallery: str
+    error: str
+
+
 class RetentionOut(BaseModel):
     probes_deleted: int
     subjects_deleted: int
+    failures: list[RetentionFailure] = Field(
+        [], description="Galleries whose run failed (audited as retention.failed); the others ran."
+    )
+
+
+class GalleryDeletionOut(BaseModel):
+    gallery: str
+    subjects_deleted: int
+    samples_deleted: int
+    encounters_deleted: int
+    data_keys_destroyed: int
 
 
 class QualityReason(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from biomatch.accountability.policy import GalleryPolicy
+from biomatch.accountability.policy import GalleryPolicy, stored_policy
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import Role
 from biomatch.errors import AdjudicationRefused, EncounterNotFound
@@ -127,7 +127,7 @@ def check_adjudication(encounter: Encounter, actor: Principal, subject_id: str) 
 
 
 def encounter_view(encounter: Encounter, gallery: Gallery) -> EncounterOut:
-    policy = GalleryPolicy.model_validate(gallery.policy)
+    policy = stored_policy(gallery.policy, gallery.name)
     return EncounterOut(
         encounter_id=encounter.id,
         kind=encounter.kind,

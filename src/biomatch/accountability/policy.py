@@ -6,13 +6,19 @@ authority, audit or adjudication requirements of the core.
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from biomatch.accountability.roles import Role
 
+log = logging.getLogger("biomatch.policy")
+
 Mode = Literal["verify", "identify"]
+
+MAX_ENROLMENT_RETENTION_DAYS = 36_500  # 100 years
+MAX_PROBE_RETENTION_HOURS = 87_600  # 10 years
 
 
 class GalleryPolicy(BaseModel):
@@ -29,10 +35,16 @@ class GalleryPolicy(BaseModel):
         description="Enforcement galleries do not consult the opt-out registry before 1:1.",
     )
     enrolment_retention_days: int | None = Field(
-        None, ge=1, description="Subjects are deleted this long after enrolment."
+        None,
+        ge=1,
+        le=MAX_ENROLMENT_RETENTION_DAYS,
+        description="Subjects are deleted this long after enrolment (at most 100 years).",
     )
     probe_retention_hours: int = Field(
-        0, ge=0, description="Probe images of searches are kept this long (0: not kept)."
+        0,
+        ge=0,
+        le=MAX_PROBE_RETENTION_HOURS,
+        description="Probe images of searches are kept this long (0: not kept; at most 10 years).",
     )
     keep_reference_images: bool = Field(
         True,
@@ -65,4 +77,23 @@ PRESETS: dict[str, GalleryPolicy] = {
         probe_retention_hours=24 * 30,
         confirmations_required=2,
     ),
+}
+
+
+def stored_policy(raw: dict[str, Any], gallery: str) -> GalleryPolicy:
+    """A gallery's stored policy. Retention periods that a release before the current bounds
+    stored beyond them are read as the maximum (logged): the same in effect, and no request
+    or retention run fails on them."""
+    clamped = dict(raw)
+    for field, ceiling in _CEILINGS.items():
+        value = clamped.get(field)
+        if isinstance(value, int) and value > ceiling:
+            log.warning("gallery %r: stored %s=%d read as %d", gallery, field, value, ceiling)
+            clamped[field] = ceiling
+    return GalleryPolicy.model_validate(clamped)
+
+
+_CEILINGS = {
+    "enrolment_retention_days": MAX_ENROLMENT_RETENTION_DAYS,
+    "probe_retention_hours": MAX_PROBE_RETENTION_HOURS,
 }

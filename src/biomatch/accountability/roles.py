@@ -18,6 +18,7 @@ class Role(StrEnum):
 class Action(StrEnum):
     GALLERY_CREATE = "gallery.create"
     GALLERY_READ = "gallery.read"
+    GALLERY_DELETE = "gallery.delete"
     OPERATOR_MANAGE = "operator.manage"
     SUBJECT_ENROL = "subject.enrol"
     SUBJECT_READ = "subject.read"
@@ -39,6 +40,7 @@ class Action(StrEnum):
 MATRIX: dict[Action, frozenset[Role]] = {
     Action.GALLERY_CREATE: frozenset({Role.ADMIN}),
     Action.GALLERY_READ: frozenset(Role),
+    Action.GALLERY_DELETE: frozenset({Role.ADMIN}),
     Action.OPERATOR_MANAGE: frozenset({Role.ADMIN}),
     Action.SUBJECT_ENROL: frozenset({Role.ENROLLER}),
     Action.SUBJECT_READ: frozenset({Role.ENROLLER, Role.REVIEWER, Role.ADMIN}),

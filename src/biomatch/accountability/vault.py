@@ -50,6 +50,18 @@ class Vault:
             self._keys.pop((gallery_id, record.version), None)
         return len(retired)
 
+    def destroy_gallery(self, session: Session, gallery_id: int) -> int:
+        """Destroy every data key of the gallery: whatever was sealed with them is unreadable."""
+        records = session.scalars(
+            select(GalleryKey).where(GalleryKey.gallery_id == gallery_id)
+        ).all()
+        for record in records:
+            session.delete(record)
+        with self._lock:
+            for key in [key for key in self._keys if key[0] == gallery_id]:
+                del self._keys[key]
+        return len(records)
+
     def rewrap_all(self, session: Session, new_master: crypto.MasterKey) -> int:
         records = session.scalars(select(GalleryKey)).all()
         for record in records:

@@ -13,9 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from biomatch import __version__
 from biomatch.api import app_routes, multimodal_routes, routes
+from biomatch.api.error_docs import document_errors
 from biomatch.api.web import install_web
 from biomatch.config import Settings
 from biomatch.errors import BioMatchError
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None, core: BioMatch | None = None) -
     app.include_router(multimodal_routes.router, prefix="/v1")
     app.include_router(app_routes.router, prefix="/v1")
     install_web(app)
+    document_errors(app, "/v1", [routes.router, multimodal_routes.router, app_routes.router])
     _install_error_handlers(app)
     return app
 
@@ -91,12 +94,22 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        status, code = _http_code(exc)
         body = {"code": code, "message": str(exc.detail)}
-        return JSONResponse(status_code=exc.status_code, content={"error": body})
+        return JSONResponse(status_code=status, content={"error": body})
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         body = {"code": "internal_error", "message": "An unexpected error occurred."}
         return JSONResponse(status_code=500, content={"error": body})
+
+
+def _http_code(exc: StarletteHTTPException) -> tuple[int, str]:
+    """Status and code of an error raised by the framework, before a route runs."""
+    if exc.status_code == 400 and isinstance(exc.__context__, MultiPartException):
+        if "maximum size" in str(exc.detail):
+            return 413, "form_field_too_large"  # a non-file form field over 1 MB
+        return 400, "malformed_body"
+    codes = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+    return exc.status_code, codes.get(exc.status_code, "http_error")

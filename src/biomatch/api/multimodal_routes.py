@@ -7,17 +7,19 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
+from pydantic import Field
 
 from biomatch.api.routes import Consent, Context, Core, Operator, read_upload
+from biomatch.core.enrolment import MAX_ENROLLED_POSITIONS
 from biomatch.core.probe import ProbeItem
-from biomatch.errors import InvalidRequest
+from biomatch.errors import InvalidRequest, TooManyImages
 from biomatch.results import EnrolmentOut, IdentificationOut, VerificationOut
 from biomatch.service import BioMatch
 
 router = APIRouter()
 
 Positions = Annotated[
-    list[int],
+    list[Annotated[int, Field(ge=0, le=10)]],
     Form(description="ANSI/NIST finger position code (0-10) of each finger image, in order."),
 ]
 Fingers = Annotated[
@@ -65,6 +67,11 @@ Capture = Annotated[FingerCapture, Depends(finger_capture)]
 async def _finger_items(
     core: BioMatch, fingers: list[UploadFile], positions: list[int], how: FingerCapture
 ) -> list[ProbeItem]:
+    if len(fingers) > MAX_ENROLLED_POSITIONS:
+        raise TooManyImages(
+            f"{len(fingers)} finger images; the limit is {MAX_ENROLLED_POSITIONS}.",
+            limit=MAX_ENROLLED_POSITIONS,
+        )
     name = core.plugin_for_capture("finger", how.capture)
     plugin = None if name == "finger" else name  # the core picks among contact models
     if how.layout is not None:
@@ -131,7 +138,7 @@ async def verify_fused(
     context: Context,
     subject_id: Annotated[str, Form(min_length=1, max_length=128)],
     fingers: Annotated[list[UploadFile], File()] = [],  # noqa: B006 (FastAPI form default)
-    finger_positions: Annotated[list[int], Form()] = [],  # noqa: B006
+    finger_positions: Positions = [],  # noqa: B006
     face: Annotated[UploadFile | None, File(description="Optional face image.")] = None,
     how: Capture = FingerCapture(),
 ) -> VerificationOut:
@@ -152,7 +159,7 @@ async def identify_fused(
     actor: Operator,
     context: Context,
     fingers: Annotated[list[UploadFile], File()] = [],  # noqa: B006
-    finger_positions: Annotated[list[int], Form()] = [],  # noqa: B006
+    finger_positions: Positions = [],  # noqa: B006
     face: Annotated[UploadFile | None, File(description="Optional face image.")] = None,
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
     how: Capture = FingerCapture(),

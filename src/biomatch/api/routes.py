@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,12 +26,19 @@ from biomatch.accountability.audit_filter import AuditFilter
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import Action, Role
-from biomatch.errors import ConsentRequired, EmptyUpload, ImageTooLarge, SearchContextMissing
+from biomatch.errors import (
+    ConsentRequired,
+    EmptyUpload,
+    ImageTooLarge,
+    SearchContextMissing,
+    TooManyImages,
+)
 from biomatch.results import (
     AuditEntryOut,
     ConsentIn,
     EncounterOut,
     EnrolmentOut,
+    GalleryDeletionOut,
     GalleryOut,
     IdentificationOut,
     IssuedOperator,
@@ -29,6 +47,7 @@ from biomatch.results import (
     SearchContext,
     SubjectOut,
     TemplateUpgradeOut,
+    Trimmed,
     VerificationOut,
 )
 from biomatch.service import DEFAULT_MODALITY, BioMatch
@@ -131,6 +150,20 @@ Context = Annotated[SearchContext, Depends(search_context)]
 Consent = Annotated[ConsentIn | None, Depends(consent_fields)]
 
 
+# Sequence numbers and row ids are 64-bit signed integers in every supported database.
+MAX_ID = 2**63 - 1
+
+
+async def read_uploads(uploads: list[UploadFile], core: BioMatch) -> list[bytes]:
+    """Every upload's bytes, after checking their count (before reading any)."""
+    limit = core.settings.max_images_per_enrolment
+    if len(uploads) > limit:
+        raise TooManyImages(
+            f"{len(uploads)} images in one request; the limit is {limit}.", limit=limit
+        )
+    return [await read_upload(upload, core) for upload in uploads]
+
+
 async def read_upload(upload: UploadFile, core: BioMatch) -> bytes:
     limit = core.settings.max_upload_bytes
     data = await upload.read(limit + 1)
@@ -181,7 +214,7 @@ class OptOutOut(BaseModel):
 class AdjudicationIn(BaseModel):
     subject_id: str = Field(min_length=1, max_length=128)
     decision: Literal["confirm", "reject", "inconclusive"]
-    reason: str = Field(min_length=3, max_length=1000)
+    reason: Trimmed = Field(min_length=3, max_length=1000)
 
 
 class ChainOut(BaseModel):
@@ -257,6 +290,17 @@ def get_gallery(gallery: str, actor: Operator, core: Core) -> GalleryOut:
     return core.get_gallery(actor, gallery)
 
 
+@router.delete("/galleries/{gallery}", response_model=GalleryDeletionOut, tags=["galleries"])
+def delete_gallery(
+    gallery: str,
+    actor: Operator,
+    core: Core,
+    reason: Annotated[Trimmed, Query(min_length=3, max_length=500)] = "gallery deletion",
+) -> GalleryDeletionOut:
+    """Erase the gallery and everything in it (admins; the audit trail is kept)."""
+    return core.delete_gallery(actor, gallery, reason)
+
+
 @router.post(
     "/galleries/{gallery}/subjects", response_model=EnrolmentOut, status_code=201, tags=["subjects"]
 )
@@ -271,7 +315,7 @@ async def enrol(
     primary_only: PrimaryOnly = False,
     capture: CaptureField = None,
 ) -> EnrolmentOut:
-    data = [await read_upload(image, core) for image in images]
+    data = await read_uploads(images, core)
     return await run_in_threadpool(
         core.enrol,
         actor,
@@ -300,7 +344,7 @@ async def add_samples(
     primary_only: PrimaryOnly = False,
     capture: CaptureField = None,
 ) -> EnrolmentOut:
-    data = [await read_upload(image, core) for image in images]
+    data = await read_uploads(images, core)
     return await run_in_threadpool(
         core.enrol,
         actor,
@@ -408,7 +452,11 @@ async def identify(
     tags=["subjects"],
 )
 def reference_image(
-    gallery: str, subject_id: str, sample_id: int, actor: Operator, core: Core
+    gallery: str,
+    subject_id: str,
+    sample_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    actor: Operator,
+    core: Core,
 ) -> Response:
     """A kept enrolment image, for adjudicating a lead (reviewers; audited)."""
     data = core.reference_image(actor, gallery, subject_id, sample_id)
@@ -418,7 +466,9 @@ def reference_image(
 @router.get(
     "/encounters/{encounter_id}/probe-images/{item}", response_class=Response, tags=["encounters"]
 )
-def probe_image(encounter_id: str, item: int, actor: Operator, core: Core) -> Response:
+def probe_image(
+    encounter_id: str, item: Annotated[int, Path(ge=1, le=100)], actor: Operator, core: Core
+) -> Response:
     """A kept probe image of a search (item 1 is its first capture; reviewers; audited)."""
     data = core.probe_image(actor, encounter_id, item)
     return Response(data, media_type="application/octet-stream")
@@ -470,7 +520,7 @@ def audit_entries(
     actor: Operator,
     core: Core,
     where: Annotated[AuditFilter, Query()],
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     newest_first: Annotated[bool, Query()] = False,
 ) -> list[AuditEntryOut]:

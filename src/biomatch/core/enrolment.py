@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from biomatch.accountability.policy import GalleryPolicy
+from biomatch.accountability.policy import stored_policy
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import Action
 from biomatch.core.probe import ProbeItem
@@ -23,6 +23,7 @@ from biomatch.errors import (
     ConsentRequired,
     InvalidRequest,
     SubjectExists,
+    TooManyImages,
 )
 from biomatch.extraction import ExtractedSample
 from biomatch.results import (
@@ -54,8 +55,10 @@ class EnrolmentAPI(CoreState):
     ) -> EnrolmentOut:
         """Enrol every image or none: one failed capture rejects the whole request."""
         actor.require(Action.SUBJECT_ENROL)
+        subject_id = check_name("subject id", subject_id)
         if not images:
             raise InvalidRequest("An enrolment needs at least one image.")
+        self._check_image_count(len(images))
         self._check_enrolment_allowed(
             self._gallery_ref(gallery), subject_id, consent, add_to_existing
         )
@@ -87,6 +90,7 @@ class EnrolmentAPI(CoreState):
         """Enrol (position, image) pairs, e.g. up to ten fingers by ANSI/NIST code: every
         capture or none. The plug-in writes the position into each template."""
         actor.require(Action.SUBJECT_ENROL)
+        subject_id = check_name("subject id", subject_id)
         if not 1 <= len(captures) <= MAX_ENROLLED_POSITIONS:
             raise InvalidRequest(f"Enrol 1 to {MAX_ENROLLED_POSITIONS} captures at a time.")
         self._gallery_ref(gallery)  # fail fast, before any model runs
@@ -138,7 +142,7 @@ class EnrolmentAPI(CoreState):
         consent: ConsentIn | None = None,
     ) -> EnrolmentOut:
         actor.require(Action.SUBJECT_ENROL)
-        check_name("subject id", subject_id)
+        subject_id = check_name("subject id", subject_id)
         if not samples:
             raise InvalidRequest("An enrolment needs at least one sample.")
         self._check_enrolment_allowed(
@@ -150,7 +154,7 @@ class EnrolmentAPI(CoreState):
                 subject, created = self._subject_for_enrolment(
                     session, record, subject_id, add_to_existing
                 )
-                keep = GalleryPolicy.model_validate(record.policy).keep_reference_images
+                keep = stored_policy(record.policy, record.name).keep_reference_images
                 stored = [
                     self._store_sample(session, record, subject, sample, keep) for sample in samples
                 ]
@@ -223,17 +227,17 @@ class EnrolmentAPI(CoreState):
         """Add the person to the opt-out registry and erase their enrolments in galleries that
         honour it (non-enforcement). Returns the number of enrolments erased."""
         actor.require(Action.OPTOUT_RECORD)
-        check_name("person reference", person_ref)
+        person_ref = check_name("person reference", person_ref)
         hashed = person_hash(person_ref)
         with self._write_lock, self.db.write_transaction() as session:
             if session.scalars(select(OptOut).where(OptOut.person_hash == hashed)).first() is None:
                 session.add(OptOut(person_hash=hashed, recorded_by=actor.name))
             erased = 0
-            for gallery in session.scalars(select(Gallery)):
+            for gallery in session.scalars(repo.live_galleries()):
                 subject = repo.find_subject(session, gallery, person_ref)
                 if (
                     subject is not None
-                    and not GalleryPolicy.model_validate(gallery.policy).enforcement
+                    and not stored_policy(gallery.policy, gallery.name).enforcement
                 ):
                     self._delete_subject(session, gallery, subject)
                     erased += 1
@@ -245,6 +249,13 @@ class EnrolmentAPI(CoreState):
                 details={"person_hash": hashed, "enrolments_erased": erased},
             )
         return erased
+
+    def _check_image_count(self, count: int) -> None:
+        limit = self.settings.max_images_per_enrolment
+        if count > limit:
+            raise TooManyImages(
+                f"{count} images in one enrolment; the limit is {limit}.", limit=limit
+            )
 
     def _check_enrolment_allowed(
         self, gallery: GalleryRef, subject_id: str, consent: ConsentIn | None, adding: bool

@@ -182,6 +182,10 @@ class GalleryIndexes:
         except Exception:
             log.exception("index update deferred to the next catch-up")
 
+    def forget(self, gallery_id: int) -> None:
+        """Drop this process's indexes of the gallery (deleted, or to reload from the store)."""
+        self._registry.drop_gallery(gallery_id)
+
     def search_subjects(
         self, gallery_id: int, model_key: str, vector: np.ndarray, subjects: int
     ) -> list[tuple[int, SearchHit]]:

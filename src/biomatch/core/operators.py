@@ -29,7 +29,7 @@ from biomatch.store.models import Operator
 class OperatorsAPI(CoreState):
     def create_operator(self, actor: Principal, name: str, role: Role) -> IssuedOperator:
         actor.require(Action.OPERATOR_MANAGE)
-        check_name("operator name", name)
+        name = check_name("operator name", name)
         issued = tokens.issue()
         try:
             with self._write_lock, self.db.write_transaction() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from biomatch.accountability import reports
 from biomatch.accountability.audit import ChainReport
 from biomatch.accountability.audit_filter import AuditFilter
 from biomatch.accountability.crypto import MasterKey
-from biomatch.accountability.policy import GalleryPolicy
+from biomatch.accountability.policy import stored_policy
 from biomatch.accountability.principal import SYSTEM, Principal
 from biomatch.accountability.roles import Action
 from biomatch.core.state import (
@@ -24,10 +25,14 @@ from biomatch.errors import (
 from biomatch.results import (
     AuditEntryOut,
     EncounterOut,
+    RetentionFailure,
     RetentionOut,
 )
 from biomatch.store import Gallery, Sample, Subject, Template
+from biomatch.store import repository as repo
 from biomatch.store.models import Adjudication, AuditEntry, Encounter
+
+log = logging.getLogger("biomatch.retention")
 
 
 class OversightAPI(CoreState):
@@ -110,21 +115,56 @@ class OversightAPI(CoreState):
 
     def run_retention(self, actor: Principal = SYSTEM, now: datetime | None = None) -> RetentionOut:
         """Delete expired probe images and expired enrolments, from the store and the index,
-        with a deletion record (what, when, which rule) in the audit log."""
+        with a deletion record (what, when, which rule) in the audit log. Each gallery runs
+        in its own transaction: one that fails is logged, audited and reported, and the
+        others proceed."""
         actor.require(Action.RETENTION_RUN)
         now = now or datetime.now(UTC)
-        with self._write_lock, self.db.write_transaction() as session:
-            probes = self._expire_probes(session, actor, now)
-            subjects = sum(
-                self._expire_subjects(session, actor, gallery, now)
-                for gallery in session.scalars(select(Gallery)).all()
-            )
-        return RetentionOut(probes_deleted=probes, subjects_deleted=subjects)
+        with self.db.transaction() as session:
+            galleries = [(g.id, g.name) for g in session.scalars(repo.live_galleries())]
+        result = RetentionOut(probes_deleted=0, subjects_deleted=0, failures=[])
+        for gallery_id, name in galleries:
+            try:
+                probes, subjects = self._expire_gallery(actor, gallery_id, now)
+            except Exception as exc:  # one gallery's failure must not stop the others
+                log.exception("retention failed for gallery %r", name)
+                self.indexes.forget(gallery_id)  # reloads from the store when next searched
+                failure = RetentionFailure(gallery=name, error=f"{type(exc).__name__}: {exc}")
+                self._audit_retention_failure(actor, failure)
+                result.failures.append(failure)
+                continue
+            result.probes_deleted += probes
+            result.subjects_deleted += subjects
+        return result
 
-    def _expire_probes(self, session: Session, actor: Principal, now: datetime) -> int:
+    def _expire_gallery(self, actor: Principal, gallery_id: int, now: datetime) -> tuple[int, int]:
+        with self._write_lock, self.db.write_transaction() as session:
+            gallery = session.get(Gallery, gallery_id)
+            if gallery is None:
+                return 0, 0
+            return (
+                self._expire_probes(session, actor, gallery, now),
+                self._expire_subjects(session, actor, gallery, now),
+            )
+
+    def _audit_retention_failure(self, actor: Principal, failure: RetentionFailure) -> None:
+        with self._write_lock, self.db.write_transaction() as session:
+            self.audit.append(
+                session,
+                actor,
+                "retention.failed",
+                gallery=failure.gallery,
+                details={"error": failure.error},
+            )
+
+    def _expire_probes(
+        self, session: Session, actor: Principal, gallery: Gallery, now: datetime
+    ) -> int:
         expired = session.scalars(
             select(Encounter).where(
-                Encounter.probe_image.is_not(None), Encounter.probe_expires_at <= now
+                Encounter.gallery_id == gallery.id,
+                Encounter.probe_image.is_not(None),
+                Encounter.probe_expires_at <= now,
             )
         ).all()
         for encounter in expired:
@@ -133,6 +173,7 @@ class OversightAPI(CoreState):
                 session,
                 actor,
                 "retention.probe_deleted",
+                gallery=gallery.name,
                 encounter=encounter.id,
                 details={"rule": "probe_retention_hours", "expired_at": encounter.probe_expires_at},
             )
@@ -141,7 +182,7 @@ class OversightAPI(CoreState):
     def _expire_subjects(
         self, session: Session, actor: Principal, gallery: Gallery, now: datetime
     ) -> int:
-        days = GalleryPolicy.model_validate(gallery.policy).enrolment_retention_days
+        days = stored_policy(gallery.policy, gallery.name).enrolment_retention_days
         if days is None:
             return 0
         cutoff = now - timedelta(days=days)
@@ -166,7 +207,7 @@ class OversightAPI(CoreState):
         actor.require(Action.OPERATOR_MANAGE)
         count = 0
         with self._write_lock, self.db.write_transaction() as session:
-            for gallery in session.scalars(select(Gallery)).all():
+            for gallery in session.scalars(repo.live_galleries()).all():
                 count += self._reseal_gallery(session, gallery.id)
             self.audit.append(session, actor, "keys.rotate_data", details={"records": count})
         return count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from biomatch.accountability.audit import AuditLog, CheckpointSigner
 from biomatch.accountability.crypto import load_master_key
-from biomatch.accountability.policy import GalleryPolicy
+from biomatch.accountability.policy import GalleryPolicy, stored_policy
 from biomatch.accountability.ratelimit import (
     LoginThrottle,
     RateLimiter,
@@ -26,6 +27,7 @@ from biomatch.config import Settings
 from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
 from biomatch.core.probe import ProbeItem
 from biomatch.errors import (
+    InvalidIdentifier,
     InvalidRequest,
     ModelUnavailable,
     OptedOut,
@@ -233,7 +235,7 @@ class CoreState:
         """Bring the index of every model of every gallery up to the store now (otherwise
         each catches up when it is first searched)."""
         with self.db.transaction() as session:
-            galleries = [gallery_ref_of(g) for g in session.scalars(select(Gallery))]
+            galleries = [gallery_ref_of(g) for g in session.scalars(repo.live_galleries())]
             keys = {g.id: repo.gallery_model_keys(session, g.id) for g in galleries}
         for gallery in galleries:
             for key in keys[gallery.id]:
@@ -308,16 +310,33 @@ class CoreState:
 
 def gallery_ref_of(gallery: Gallery) -> GalleryRef:
     return GalleryRef(
-        gallery.id, gallery.name, gallery.revision, GalleryPolicy.model_validate(gallery.policy)
+        gallery.id, gallery.name, gallery.revision, stored_policy(gallery.policy, gallery.name)
     )
 
 
-def check_name(what: str, value: str) -> None:
-    if not value or len(value) > 128 or value != value.strip() or "/" in value:
-        raise InvalidRequest(
-            f"The {what} must be 1-128 characters, without '/' or surrounding spaces.",
+# Control, format (bidi overrides, zero-width), surrogate, private-use, unassigned, and
+# line/paragraph separator characters: none belongs in an identifier a person reads.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def check_name(what: str, value: str) -> str:
+    """The identifier in NFC, or ``InvalidIdentifier`` where it is empty, over 128
+    characters, has surrounding spaces or a '/', or holds a character that does not print
+    (controls, bidi overrides, zero-width characters)."""
+    normal = unicodedata.normalize("NFC", value)
+    if (
+        not normal
+        or len(normal) > 128
+        or normal != normal.strip()
+        or "/" in normal
+        or any(unicodedata.category(char) in _UNPRINTABLE for char in normal)
+    ):
+        raise InvalidIdentifier(
+            f"The {what} must be 1-128 printable characters, without '/', surrounding spaces, "
+            "control or bidi-override characters.",
             value=value,
         )
+    return normal
 
 
 def second_witness(settings: Settings) -> RedisHeads | None:

@@ -5,12 +5,39 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored in UTC; always read back timezone-aware (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -23,7 +50,7 @@ class Gallery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Bumped with every template change, so a process can tell its in-memory index is stale.
     revision: Mapped[int] = mapped_column(default=0)
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -40,7 +67,7 @@ class Subject(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     gallery: Mapped[Gallery] = relationship(back_populates="subjects")
     samples: Mapped[list[Sample]] = relationship(
@@ -67,7 +94,7 @@ class Sample(Base):
     capture: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # AES-GCM under the gallery key (context "reference:<sample id>"); None: not kept.
     image: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="samples")
     # One per model: a model upgrade adds templates beside the old ones.
@@ -93,7 +120,7 @@ class Template(Base):
     # modality/model@version; only models of one comparison family are compared.
     model_key: Mapped[str] = mapped_column(String(96))
     data: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     sample: Mapped[Sample] = relationship(back_populates="templates")
 
@@ -110,7 +137,7 @@ class GalleryKey(Base):
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     master_key_id: Mapped[str] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Operator(Base):
@@ -123,7 +150,7 @@ class Operator(Base):
     token_salt: Mapped[str] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Consent(Base):
@@ -133,8 +160,8 @@ class Consent(Base):
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
     notice_version: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(200))
-    given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    given_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     recorded_by: Mapped[str] = mapped_column(String(64))
 
 
@@ -145,7 +172,7 @@ class OptOut(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     recorded_by: Mapped[str] = mapped_column(String(64))
 
 
@@ -158,8 +185,8 @@ class Encounter(Base):
     kind: Mapped[str] = mapped_column(String(16))
     operator: Mapped[str] = mapped_column(String(64))
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime())
     purpose: Mapped[str] = mapped_column(String(64))
     legal_authority: Mapped[str] = mapped_column(String(200))
     case_reference: Mapped[str | None] = mapped_column(String(200))
@@ -173,7 +200,7 @@ class Encounter(Base):
     probe_quality: Mapped[dict[str, Any]] = mapped_column(JSON)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     probe_image: Mapped[bytes | None] = mapped_column(LargeBinary)
-    probe_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    probe_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     adjudications: Mapped[list[Adjudication]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True, order_by="Adjudication.id"
@@ -190,7 +217,7 @@ class Adjudication(Base):
     reviewer: Mapped[str] = mapped_column(String(64))
     decision: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(1000))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class AuditEntry(Base):

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from biomatch.errors import GalleryNotFound, SubjectNotFound
 from biomatch.store.models import Gallery, Sample, Subject, Template
 
+# A deleted gallery keeps its row under this name (no gallery name holds a '/'), so its id
+# is never reused: an index another worker still holds for it can never serve a new gallery.
+DELETED_PREFIX = "/deleted/"
+
+
+def live_galleries() -> Select[Gallery]:
+    return select(Gallery).where(Gallery.name.not_like(f"{DELETED_PREFIX}%"))
+
 
 def gallery_by_name(session: Session, name: str) -> Gallery:
-    gallery = session.scalar(select(Gallery).where(Gallery.name == name))
+    gallery = session.scalar(live_galleries().where(Gallery.name == name))
     if gallery is None:
         raise GalleryNotFound(f"There is no gallery {name!r}.", gallery=name)
     return gallery
 
 
 def subject_by_id(session: Session, gallery: Gallery, external_id: str) -> Subject:
+    external_id = unicodedata.normalize("NFC", external_id)
     subject = session.scalar(
         select(Subject)
         .where(Subject.gallery_id == gallery.id, Subject.external_id == external_id)
@@ -34,6 +44,7 @@ def subject_by_id(session: Session, gallery: Gallery, external_id: str) -> Subje
 
 
 def find_subject(session: Session, gallery: Gallery, external_id: str) -> Subject | None:
+    external_id = unicodedata.normalize("NFC", external_id)
     return session.scalar(
         select(Subject).where(Subject.gallery_id == gallery.id, Subject.external_id == external_id)
     )
