@@ -406,3 +406,60 @@ def test_an_admin_deletes_a_gallery_and_everything_in_it(
     entry = next(e for e in core.audit_entries(AUDITOR, 0, 1000) if e.action == "gallery.delete")
     assert entry.gallery == "g" and entry.details["reason"] == "programme ended"
     assert core.verify_audit(AUDITOR).intact
+
+
+# -- memory and CPU ---------------------------------------------------------------------------
+
+
+def encoded(size: tuple[int, int], fmt: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (120, 90, 70)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_a_jpeg_above_the_budget_is_decoded_reduced_another_format_refused() -> None:
+    from biomatch.errors import ImageTooLarge
+    from biomatch.imaging import decode_image
+
+    limits = {"max_bytes": 10**8, "max_pixels": 40_000_000, "decode_budget": 1_000_000}
+    reduced = decode_image(encoded((2400, 1800), "JPEG"), **limits)
+    assert reduced.shape == (450, 600, 3)  # DCT-scaled by 4 while decoding
+    assert decode_image(encoded((1000, 1000), "JPEG"), **limits).shape == (1000, 1000, 3)
+    with pytest.raises(ImageTooLarge, match="only JPEG"):
+        decode_image(encoded((2400, 1800), "PNG"), **limits)
+
+
+def test_a_full_extraction_queue_answers_busy_with_retry_after() -> None:
+    import threading
+    import time
+
+    from biomatch.core.gate import ExtractionGate
+    from biomatch.errors import Busy
+
+    gate = ExtractionGate(running=1, waiting=1)
+    release, entered = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.admit():
+            entered.set()
+            release.wait(5)
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    entered.wait(5)
+    deadline = time.monotonic() + 5
+    while gate._admitted < 2 and time.monotonic() < deadline:  # one running, one waiting
+        time.sleep(0.01)
+    with pytest.raises(Busy) as refused, gate.admit():
+        pass
+    assert refused.value.http_status == 503 and refused.value.details["retry_after_s"] >= 1
+    release.set()
+    for thread in threads:
+        thread.join()
+    with gate.admit():  # room again
+        pass

@@ -312,6 +312,22 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     min_image_side: int = 32
+    decode_pixel_budget: int = Field(
+        24_000_000,
+        ge=1_000_000,
+        description="Most pixels an upload is decoded to (per image): a larger JPEG is decoded "
+        "reduced (1/2, 1/4 or 1/8 a side) to fit, a larger image of another format is refused "
+        "(413 image_too_large) before decoding.",
+    )
+    extraction_concurrency: int = Field(
+        2, ge=1, description="Captures one worker decodes and templates at once."
+    )
+    extraction_queue: int = Field(
+        8,
+        ge=0,
+        description="Captures that may wait for a free extraction slot in one worker; beyond "
+        "that a request is answered 503 busy with Retry-After.",
+    )
     max_images_per_enrolment: int = Field(
         10, ge=1, le=100, description="Images one enrolment request may carry (413 beyond)."
     )

@@ -72,6 +72,7 @@ def _analysed(
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_image_pixels,
         min_side=settings.min_image_side,
+        decode_budget=settings.decode_pixel_budget,
     )
     return image, modality.analyse(image, primary_only=primary_only)
 

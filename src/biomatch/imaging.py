@@ -1,8 +1,14 @@
-"""Safe decoding of uploaded images: size limits first, then a full decode."""
+"""Safe decoding of uploaded images: size limits first, then a decode within a pixel budget.
+
+The header is read before any pixel is decoded. A JPEG larger than the budget is decoded
+already reduced (libjpeg's DCT scaling, PIL's draft mode: 1/2, 1/4 or 1/8 of each side), so
+its full-size pixels are never allocated; other formats cannot be reduced while decoding, so
+one larger than the budget is refused before it is decoded."""
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 import numpy as np
@@ -11,11 +17,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from biomatch.errors import EmptyUpload, ImageTooLarge, InvalidImage
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int = 32) -> np.ndarray:
+def decode_image(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    min_side: int = 32,
+    decode_budget: int | None = None,
+) -> np.ndarray:
     """Decode bytes to an RGB ``uint8`` array of shape (h, w, 3), honouring EXIF orientation.
 
-    The header is read before any pixel is decoded, so a decompression bomb is refused
-    without allocating its pixels.
+    ``max_pixels`` bounds the image as uploaded; ``decode_budget`` (default: ``max_pixels``)
+    bounds what is decoded: a JPEG above it comes out reduced to at most the budget, any
+    other format above it is refused (``ImageTooLarge``) without decoding a pixel.
     """
     if not data:
         raise EmptyUpload("The upload is empty.")
@@ -30,6 +44,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(data))
             _check_dimensions(opened.size, max_pixels=max_pixels, min_side=min_side)
+            _fit_budget(opened, decode_budget or max_pixels)
             opened.load()
             rgb = ImageOps.exif_transpose(opened).convert("RGB")
     except (ImageTooLarge, InvalidImage):
@@ -58,6 +73,28 @@ def _check_dimensions(size: tuple[int, int], *, max_pixels: int, min_side: int) 
             width=width,
             height=height,
         )
+
+
+def _fit_budget(image: Image.Image, budget: int) -> None:
+    """Arrange for ``image`` to decode to at most ``budget`` pixels, or refuse it."""
+    width, height = image.size
+    if width * height <= budget:
+        return
+    if image.format == "JPEG":
+        # draft() picks the largest DCT reduction (1, 2, 4, 8) whose result is at least the
+        # size asked for; asking for half the budget's side ratio keeps the result within it.
+        ratio = math.sqrt(budget / (width * height)) / 2
+        image.draft("RGB", (max(1, int(width * ratio)), max(1, int(height * ratio))))
+        reduced_width, reduced_height = image.size
+        if reduced_width * reduced_height <= budget:
+            return
+    raise ImageTooLarge(
+        f"The image is {width}x{height} pixels; above {budget} pixels only JPEG is accepted "
+        "(it is decoded reduced); scale it down or send it as JPEG.",
+        width=width,
+        height=height,
+        limit=budget,
+    )
 
 
 def read_image_file(path: str, *, max_bytes: int, max_pixels: int) -> np.ndarray:

@@ -38,9 +38,10 @@ class CaptureAPI(CoreState):
         audited (its verdict and the capture's hash, never the image)."""
         actor.require(Action.CAPTURE_CHECK)
         plugin = self.modality(modality)
-        quality, found, (width, height) = assess(
-            image, plugin, self.settings, primary_only=primary_only
-        )
+        with self._extraction_gate.admit():
+            quality, found, (width, height) = assess(
+                image, plugin, self.settings, primary_only=primary_only
+            )
         passed = quality.passed and found
         verdict = QualityVerdictOut(
             passed=passed,

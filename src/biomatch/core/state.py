@@ -24,6 +24,7 @@ from biomatch.accountability.vault import Vault
 from biomatch.accountability.witness import RedisHeads
 from biomatch.calibration import ScoreCalibration, load_pair_calibration
 from biomatch.config import Settings
+from biomatch.core.gate import ExtractionGate
 from biomatch.core.indexing import GalleryIndexes, IndexedTemplate
 from biomatch.core.probe import ProbeItem
 from biomatch.errors import (
@@ -92,6 +93,9 @@ class CoreState:
         self._search_limit = RateLimiter(settings.search_rate_per_minute, "searches", buckets)
         self._request_limit = RateLimiter(settings.request_rate_per_minute, "requests", buckets)
         self._login_throttle = LoginThrottle(settings.login_failures_per_minute, buckets)
+        self._extraction_gate = ExtractionGate(
+            settings.extraction_concurrency, settings.extraction_queue
+        )
         # Serialises this process's writes: index revisions and audit entries stay in order.
         self._write_lock = threading.Lock()
 
@@ -202,28 +206,31 @@ class CoreState:
         label: str | None = None,
         keep_image: bool = False,
     ) -> ExtractedSample:
-        return extract_with(
-            image,
-            self.modality(modality),
-            self.settings,
-            primary_only=primary_only,
-            label=label,
-            keep_image=keep_image,
-        )
+        plugin = self.modality(modality)
+        with self._extraction_gate.admit():
+            return extract_with(
+                image,
+                plugin,
+                self.settings,
+                primary_only=primary_only,
+                label=label,
+                keep_image=keep_image,
+            )
 
     def extract_item(
         self, item: ProbeItem, plugin: Modality, label: str, *, keep_image: bool = False
     ) -> ExtractedSample:
         """One capture of a probe or an enrolment: its template tagged with its position,
         its quality with its position and its region in a split capture."""
-        sample = extract_with(
-            item.image,
-            plugin,
-            self.settings,
-            primary_only=item.primary_only,
-            label=label,
-            keep_image=keep_image,
-        )
+        with self._extraction_gate.admit():
+            sample = extract_with(
+                item.image,
+                plugin,
+                self.settings,
+                primary_only=item.primary_only,
+                label=label,
+                keep_image=keep_image,
+            )
         if item.region is not None:
             sample = sample.in_capture(item.region)
         if not item.position:
