@@ -4,7 +4,7 @@ The interface other modules use is small:
 
 - ``Buckets`` (protocol): ``take(key, capacity, per_second, cost) -> seconds to wait``; 0.0
   means allowed (and ``cost`` tokens were taken), a positive value means refused (nothing
-  taken). ``cost=0`` only asks whether a token is there.
+  taken). ``cost=0`` only asks whether a token is there; a negative cost gives tokens back.
 - ``LocalBuckets``: in this process (the default).
 - ``RedisBuckets``: one atomic Lua script per call, so every worker and instance that shares
   the Redis server (``BIOMATCH_REDIS_URL``) shares each bucket; where Redis does not answer,
@@ -52,9 +52,9 @@ class LocalBuckets:
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * per_second)
             bucket.updated = now
             needed = max(cost, 1.0)
-            if bucket.tokens < needed:
+            if cost >= 0 and bucket.tokens < needed:
                 return (needed - bucket.tokens) / per_second
-            bucket.tokens -= cost
+            bucket.tokens = min(capacity, bucket.tokens - cost)
             return 0.0
 
 
@@ -71,10 +71,10 @@ local updated = tonumber(state[2]) or now
 tokens = math.min(capacity, tokens + math.max(0, now - updated) * rate)
 local needed = math.max(cost, 1)
 local wait = 0
-if tokens < needed then
+if cost >= 0 and tokens < needed then
   wait = (needed - tokens) / rate
 else
-  tokens = tokens - cost
+  tokens = math.min(capacity, tokens - cost)
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
@@ -130,29 +130,35 @@ class RateLimiter:
 
 
 class LoginThrottle:
-    """Failed logins, counted per client address and per token id: after ``per_minute``
-    failures on either, further attempts are refused (429) until the bucket refills, before
-    any secret is checked."""
+    """Failed logins, counted per client address and per token id: each attempt takes a token
+    from both buckets before any secret is checked (so attempts running at once cannot
+    overshoot), a successful one gives them back. With a bucket empty, attempts are refused
+    (429 login_throttled) until it refills: ``per_minute`` failures a minute."""
 
     def __init__(self, per_minute: int, buckets: Buckets | None = None) -> None:
         self._capacity = float(per_minute)
         self._rate = per_minute / 60.0
         self._buckets = buckets or LocalBuckets()
 
-    def check(self, keys: list[str]) -> None:
+    def admit(self, keys: list[str]) -> None:
+        taken: list[str] = []
         for key in keys:
-            wait = self._buckets.take(f"login-failures:{key}", self._capacity, self._rate, 0.0)
+            wait = self._take(key, 1.0)
             if wait > 0:
+                self.succeeded(taken)
                 raise LoginThrottled(
-                    f"Too many failed logins from this {key.split(':')[0]}; retry in {wait:.0f} s.",
+                    f"Too many failed logins for this {key.split(':')[0]}; retry in {wait:.0f} s.",
                     retry_after_s=round(wait, 1),
                 )
+            taken.append(key)
 
-    def failed(self, keys: list[str]) -> bool:
-        """Count one failure on every key; True where a bucket is now empty."""
-        exhausted = False
+    def succeeded(self, keys: list[str]) -> None:
         for key in keys:
-            self._buckets.take(f"login-failures:{key}", self._capacity, self._rate)
-            left = self._buckets.take(f"login-failures:{key}", self._capacity, self._rate, 0.0)
-            exhausted = exhausted or left > 0
-        return exhausted
+            self._take(key, -1.0)
+
+    def exhausted(self, keys: list[str]) -> bool:
+        """Whether a failure just now emptied one of the buckets."""
+        return any(self._take(key, 0.0) > 0 for key in keys)
+
+    def _take(self, key: str, cost: float) -> float:
+        return self._buckets.take(f"login-failures:{key}", self._capacity, self._rate, cost)

@@ -79,9 +79,11 @@ class OperatorsAPI(CoreState):
         keys = [f"address:{client}"] if client else []
         if parsed is not None:
             keys.append(f"token:{parsed[0]}")
-        self._login_throttle.check(keys)
+        self._login_throttle.admit(keys)
         principal = self._principal_for(parsed)
-        if principal is None:
+        if principal is not None:
+            self._login_throttle.succeeded(keys)
+        else:
             self._record_failed_login(keys, client, parsed[0] if parsed else None)
             if parsed is None:
                 raise Unauthenticated("A bearer token of the form bm_<id>_<secret> is required.")
@@ -108,7 +110,7 @@ class OperatorsAPI(CoreState):
     def _record_failed_login(
         self, keys: list[str], client: str | None, token_id: str | None
     ) -> None:
-        throttled = self._login_throttle.failed(keys)
+        throttled = self._login_throttle.exhausted(keys)
         with self._write_lock, self.db.write_transaction() as session:
             self.audit.append(
                 session,
