@@ -80,9 +80,7 @@ def test_tampering_is_detected_and_named(
     assert f"broken at entry {broken_at}" in message
 
 
-def test_truncating_the_tail_is_caught_by_the_witness(
-    tmp_path: Path, grace_hopper: bytes
-) -> None:
+def test_truncating_the_tail_is_caught_by_the_witness(tmp_path: Path, grace_hopper: bytes) -> None:
     core, _ = populated(tmp_path, grace_hopper, audit_checkpoint_every=2)
     with core.db.engine.begin() as connection:
         last = connection.execute(text("SELECT max(seq) FROM audit_log")).scalar_one()

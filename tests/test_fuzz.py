@@ -28,6 +28,8 @@ from biomatch.api import create_app
 from biomatch.service import BioMatch
 from tests.conftest import OPEN_POLICY, ROLES, issue_tokens, settings_for_tests
 
+pytestmark = pytest.mark.store("sqlite")  # the API is the same on either store: fuzz once
+
 EXAMPLES = int(os.environ.get("BIOMATCH_FUZZ_EXAMPLES", "3"))
 CHECKS = [
     not_a_server_error,

@@ -135,6 +135,7 @@ def test_own_token_and_last_admin_cannot_be_revoked(
         core.revoke_operator(SYSTEM, "ada")  # the last active admin
 
 
+@pytest.mark.store("sqlite")
 def test_data_files_are_private(tmp_path: Path) -> None:
     from biomatch.service import BioMatch
 
