@@ -150,8 +150,8 @@ Context = Annotated[SearchContext, Depends(search_context)]
 Consent = Annotated[ConsentIn | None, Depends(consent_fields)]
 
 
-# Sequence numbers and row ids are 64-bit signed integers in every supported database.
-MAX_ID = 2**63 - 1
+# Sequence numbers and row ids are 32-bit signed integers (PostgreSQL `integer`).
+MAX_ID = 2**31 - 1
 
 
 async def read_uploads(uploads: list[UploadFile], core: BioMatch) -> list[bytes]:
