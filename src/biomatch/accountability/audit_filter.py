@@ -19,7 +19,7 @@ class AuditFilter(BaseModel):
     purpose: str | None = Field(None, max_length=64, description="A search's stated purpose.")
     since: date | None = Field(None, description="From this day (UTC), inclusive.")
     until: date | None = Field(None, description="To this day (UTC), inclusive.")
-    before_seq: int | None = Field(None, ge=1, description="Entries before this one.")
+    before_seq: int | None = Field(None, ge=1, le=2**31 - 1, description="Entries before this one.")
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
