@@ -267,6 +267,7 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
 
 
 def test_index_is_rebuilt_from_the_store_on_restart(tmp_path: Path) -> None:
+    shared_file(KNN)
     settings = settings_for_tests(tmp_path)
     with TestClient(create_app(settings)) as first:
         headers = issue_tokens(first.app.state.core)  # type: ignore[attr-defined]
