@@ -89,20 +89,9 @@ class EnrolmentAPI(CoreState):
     ) -> EnrolmentOut:
         """Enrol (position, image) pairs, e.g. up to ten fingers by ANSI/NIST code: every
         capture or none. The plug-in writes the position into each template."""
-        actor.require(Action.SUBJECT_ENROL)
-        subject_id = check_name("subject id", subject_id)
-        if not 1 <= len(captures) <= MAX_ENROLLED_POSITIONS:
-            raise InvalidRequest(f"Enrol 1 to {MAX_ENROLLED_POSITIONS} captures at a time.")
-        self._gallery_ref(gallery)  # fail fast, before any model runs
-        plugin = self.modality(modality)
-        samples = []
-        for position, image in captures:
-            label = f"{plugin.info.modality} {position}"
-            sample = self.extract(image, modality, label=label, keep_image=True)
-            template = plugin.with_position(sample.template, position)
-            samples.append(sample.at_position(template, position))
-        return self.enrol_samples(
-            actor, gallery, subject_id, samples, add_to_existing=add_to_existing, consent=consent
+        items = [ProbeItem(modality, image, position=position) for position, image in captures]
+        return self.enrol_probe_items(
+            actor, gallery, subject_id, items, add_to_existing=add_to_existing, consent=consent
         )
 
     def enrol_probe_items(
@@ -118,6 +107,7 @@ class EnrolmentAPI(CoreState):
         """Enrol captures as a probe holds them (each with its plug-in and position; a
         four-finger photo split into its fingers): every capture or none."""
         actor.require(Action.SUBJECT_ENROL)
+        subject_id = check_name("subject id", subject_id)
         self._gallery_ref(gallery)  # fail fast, before any model runs
         captures = self.expand_probe(items)
         if not 1 <= len(captures) <= MAX_ENROLLED_POSITIONS:
