@@ -54,6 +54,19 @@ def test_the_ridge_period_of_a_grating_is_measured() -> None:
         assert found == pytest.approx(period, rel=0.05)
 
 
+def test_the_ridge_period_is_the_blocks_median_not_the_strongest_region() -> None:
+    # Three fifths of the finger at period 9 with faint ridges, two fifths at 14 with strong
+    # ones: the summed spectrum peaks at 14, the median over the blocks is 9.
+    ys, xs = np.mgrid[0:384, 0:640]
+    faint = 128 + 15 * np.cos(2 * np.pi * (xs * 0.8 + ys * 0.6) / 9.0)
+    strong = 128 + 90 * np.cos(2 * np.pi * (xs * 0.8 + ys * 0.6) / 14.0)
+    image = np.where(xs < 384, faint, strong).astype(np.float32)
+    spectrum = contactless.ridge_spectrum(image, np.ones(image.shape, bool))
+    summed = contactless.RidgeSpectrum(spectrum.radial[np.newaxis], spectrum.block)
+    assert summed.peak_period() == pytest.approx(14.0, rel=0.06)
+    assert spectrum.peak_period() == pytest.approx(9.0, rel=0.06)
+
+
 @pytest.mark.parametrize("tip", ["right", "left"])
 def test_a_photo_becomes_a_tip_up_contact_like_impression_at_500_ppi(tip: str) -> None:
     found = contactless.contactless_to_contact(finger_photo(tip=tip))
