@@ -296,8 +296,10 @@ def _warp(
     return warped, warped_mask.astype(bool)
 
 
-# The finger's sides beyond this share of its half-width are too foreshortened to unroll.
-UNWRAP_LIMIT = 0.92
+# The finger's sides beyond this share of its half-width are too foreshortened to unroll
+# (0.92 -> 0.96: lab set 26.3% -> 24.6% EER, RidgeBase unchanged; 0.985 costs RidgeBase
+# contactless-contact 7.5% -> 10.0%).
+UNWRAP_LIMIT = 0.96
 
 
 def unwrap_cylinder(grey: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
