@@ -328,6 +328,13 @@ class Settings(BaseSettings):
         description="Captures that may wait for a free extraction slot in one worker; beyond "
         "that a request is answered 503 busy with Retry-After.",
     )
+    split_capture_min_passed: int = Field(
+        2,
+        ge=1,
+        description="Parts of a split capture (the fingertips of a four-finger photo) that "
+        "must pass the quality gate; the ones that fail are left out of the probe or the "
+        "enrolment and listed with their reasons. Fewer passing: 422 quality_rejected.",
+    )
     max_images_per_enrolment: int = Field(
         10, ge=1, le=100, description="Images one enrolment request may carry (413 beyond)."
     )

@@ -96,7 +96,7 @@ def extract(
     quality = capture_quality(capture)
     gate_failed = enforce_quality and not capture.quality.passed
     if gate_failed or not capture.has_subject:
-        raise QualityRejected(_rejection_message(capture, label), **_reasons(quality, label))
+        raise CaptureRejected(_rejection_message(capture, label), quality, label)
     return ExtractedSample(
         modality=modality.info.modality,
         model_key=modality.info.key,
@@ -107,6 +107,35 @@ def extract(
         quality=quality,
         label=label,
         image=data if keep_image else None,
+    )
+
+
+class CaptureRejected(QualityRejected):
+    """A capture failed the gate; ``quality`` is its full report."""
+
+    def __init__(self, message: str, quality: CaptureQuality, label: str | None) -> None:
+        super().__init__(message, **_reasons(quality, label))
+        self.quality = quality
+
+
+def split_capture_rejected(
+    failed: list[tuple[str, CaptureQuality]], parts: int, needed: int
+) -> QualityRejected:
+    """The refusal of a split capture with fewer than ``needed`` of its ``parts`` passing:
+    the reasons of every failed part (each once), and each part's own."""
+    reasons: dict[str, dict[str, Any]] = {}
+    for _, quality in failed:
+        for check in quality.checks:
+            if not check.passed:
+                reasons.setdefault(check.name, check.model_dump())
+    passed = parts - len(failed)
+    names = ", ".join(label for label, _ in failed)
+    return QualityRejected(
+        f"{passed} of the capture's {parts} parts passed the quality gate, {needed} are "
+        f"needed ({names} failed).",
+        reasons=list(reasons.values()),
+        image=failed[0][0],
+        parts=[{"image": label, **_reasons(quality, None)} for label, quality in failed],
     )
 
 

@@ -118,6 +118,11 @@ class EnrolmentOut(BaseModel):
     subject_id: str
     created: bool = Field(description="False where samples were added to an existing subject.")
     samples: list[SampleOut]
+    left_out: list[CaptureQuality] = Field(
+        [],
+        description="Parts of a split capture (fingertips of a four-finger photo) that failed "
+        "the quality gate and were not enrolled, each with its position and reasons.",
+    )
 
 
 class TemplateUpgradeOut(BaseModel):
@@ -198,7 +203,10 @@ class VerificationOut(BaseModel):
     comparisons: list[ComparisonOut]
     model: ModelRef | None = Field(description="The model of a one-item probe.")
     models: list[ModelRef]
-    probe_quality: list[CaptureQuality]
+    probe_quality: list[CaptureQuality] = Field(
+        description="Each probe item's quality; then the parts of a split capture (fingertips "
+        "of a four-finger photo) left out for failing the gate (passed false)."
+    )
 
 
 class IdentificationOut(BaseModel):
@@ -214,7 +222,10 @@ class IdentificationOut(BaseModel):
     )
     model: ModelRef | None
     models: list[ModelRef]
-    probe_quality: list[CaptureQuality]
+    probe_quality: list[CaptureQuality] = Field(
+        description="Each probe item's quality; then the parts of a split capture (fingertips "
+        "of a four-finger photo) left out for failing the gate (passed false)."
+    )
 
 
 class AdjudicationOut(BaseModel):

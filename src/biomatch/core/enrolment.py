@@ -105,21 +105,25 @@ class EnrolmentAPI(CoreState):
         consent: ConsentIn | None = None,
     ) -> EnrolmentOut:
         """Enrol captures as a probe holds them (each with its plug-in and position; a
-        four-finger photo split into its fingers): every capture or none."""
+        four-finger photo split into its fingers): every capture or none, except the parts
+        of a split capture that fail the gate (``CoreState.extract_items``): those are left
+        out and listed in the answer."""
         actor.require(Action.SUBJECT_ENROL)
         subject_id = check_name("subject id", subject_id)
         self._gallery_ref(gallery)  # fail fast, before any model runs
         captures = self.expand_probe(items)
         if not 1 <= len(captures) <= MAX_ENROLLED_POSITIONS:
             raise InvalidRequest(f"Enrol 1 to {MAX_ENROLLED_POSITIONS} captures at a time.")
-        samples: list[ExtractedSample] = []
+        work = []
         for number, item in enumerate(captures, start=1):
             plugin = self.modality(item.plugin or item.modality)
-            label = f"{plugin.info.modality} {item.position or number}"
-            samples.append(self.extract_item(item, plugin, label, keep_image=True))
-        return self.enrol_samples(
+            work.append((item, plugin, f"{plugin.info.modality} {item.position or number}"))
+        extracted, left_out = self.extract_items(work, keep_image=True)
+        samples = [sample for sample in extracted if sample is not None]
+        enrolled = self.enrol_samples(
             actor, gallery, subject_id, samples, add_to_existing=add_to_existing, consent=consent
         )
+        return enrolled.model_copy(update={"left_out": left_out})
 
     def enrol_samples(
         self,

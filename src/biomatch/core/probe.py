@@ -10,7 +10,8 @@ class ProbeItem:
     """One capture of a probe. ``plugin`` names the plug-in to use (default: the one named
     after the modality); ``position`` is a finger position code (0: unknown). A capture
     with a ``layout`` (``four_finger``, with its ``hand``) is split into one item per finger
-    before extraction; ``region`` is then where each lies in the capture."""
+    before extraction; ``region`` is then where each lies in the capture and ``split_of``
+    the number (0-based) of that capture in the probe."""
 
     modality: str
     image: bytes
@@ -20,3 +21,4 @@ class ProbeItem:
     layout: str | None = None
     hand: str | None = None
     region: tuple[int, int, int, int] | None = None
+    split_of: int | None = None

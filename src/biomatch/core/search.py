@@ -35,6 +35,7 @@ from biomatch.fusion import Evidence, FusedScore, fuse
 from biomatch.modalities import Modality
 from biomatch.results import (
     CandidateOut,
+    CaptureQuality,
     ComparisonOut,
     ContributionOut,
     IdentificationOut,
@@ -132,7 +133,7 @@ class SearchAPI(CoreState):
                 subject_id=subject_id,
                 models=sorted({plugin.info.key for _, plugin, _ in plan}),
             )
-        samples = self._extract_probe(plan)
+        samples, left_out = self._extract_probe(plan)
         scored = self._score_subjects(record, [subject_pk], samples).get(subject_pk)
         if scored is None:  # positions left nothing to compare
             raise NoReference(
@@ -157,11 +158,11 @@ class SearchAPI(CoreState):
             comparisons=scored.comparisons,
             model=_lone_model(samples),
             models=[model_ref(s.plugin) for s in samples],
-            probe_quality=[s.sample.quality for s in samples],
+            probe_quality=[*(s.sample.quality for s in samples), *left_out],
         )
         result = out.model_dump(
             include={"subject_id", "decision", "decision_rule", "score", "estimated_fmr"}
-        )
+        ) | _left_out_record(left_out)
         self._record_search(actor, record, "verify", context, samples, probe, started, out, result)
         return out
 
@@ -181,7 +182,7 @@ class SearchAPI(CoreState):
         if not 1 <= top_k <= limit:
             raise InvalidRequest(f"top_k must be between 1 and {limit}.", top_k=top_k)
         record = self._authorise_search(actor, gallery, "identify", context)
-        samples = self._extract_probe(self._plan_probe(record, probe))
+        samples, left_out = self._extract_probe(self._plan_probe(record, probe))
         shortlist = self._shortlist(record, samples, top_k)
         scored = self._score_subjects(record, shortlist, samples)
         # FMRs tie at the calibration's resolution; the evidence, then the score, breaks it.
@@ -203,13 +204,13 @@ class SearchAPI(CoreState):
             score_threshold=self._score_threshold(samples, target),
             model=_lone_model(samples),
             models=[model_ref(s.plugin) for s in samples],
-            probe_quality=[s.sample.quality for s in samples],
+            probe_quality=[*(s.sample.quality for s in samples), *left_out],
         )
         result = {
             "gallery_size": size,
             "decision_rule": "ranked by fused estimated FMR; strong where it is <= target_fmr",
             "candidates": [c.model_dump() for c in out.candidates],
-        }
+        } | _left_out_record(left_out)
         self._record_search(
             actor, record, "identify", context, samples, probe, started, out, result
         )
@@ -270,17 +271,22 @@ class SearchAPI(CoreState):
 
     def _extract_probe(
         self, plan: list[tuple[ProbeItem, Modality, tuple[str, ...]]]
-    ) -> list[_ProbeSample]:
-        return [
-            _ProbeSample(
-                number,
-                plugin,
-                self.extract_item(item, plugin, f"{item.modality} {number}"),
-                item.position,
-                keys,
-            )
-            for number, (item, plugin, keys) in enumerate(plan, start=1)
+    ) -> tuple[list[_ProbeSample], list[CaptureQuality]]:
+        """The probe's samples (numbered as the plan's items), and the quality of the parts
+        of split captures that were left out for failing the gate."""
+        work = [
+            (item, plugin, f"{item.modality} {number}")
+            for number, (item, plugin, _) in enumerate(plan, start=1)
         ]
+        extracted, left_out = self.extract_items(work)
+        samples = [
+            _ProbeSample(number, plugin, sample, item.position, keys)
+            for number, ((item, plugin, keys), sample) in enumerate(
+                zip(plan, extracted, strict=True), start=1
+            )
+            if sample is not None
+        ]
+        return samples, left_out
 
     def _choose_plugin(self, gallery: GalleryRef, item: ProbeItem, stored: list[str]) -> Modality:
         """The named plug-in; else, of the plug-ins for the modality's default capture kind,
@@ -533,6 +539,18 @@ def model_ref(plugin: Modality) -> ModelRef:
 
 def _digest(hashes: list[str]) -> str:
     return hashlib.sha256(",".join(hashes).encode()).hexdigest()
+
+
+def _left_out_record(left_out: list[CaptureQuality]) -> dict[str, object]:
+    """What the encounter records of the parts left out: their positions and reasons."""
+    if not left_out:
+        return {}
+    return {
+        "parts_left_out": [
+            {"position": q.position, "reasons": [c.name for c in q.checks if not c.passed]}
+            for q in left_out
+        ]
+    }
 
 
 def _probe_quality(samples: list[_ProbeSample]) -> dict[str, float]:

@@ -33,7 +33,7 @@ from biomatch.errors import (
     ModelUnavailable,
     OptedOut,
 )
-from biomatch.extraction import ExtractedSample
+from biomatch.extraction import CaptureRejected, ExtractedSample, split_capture_rejected
 from biomatch.extraction import extract as extract_with
 from biomatch.imaging import decode_image, encode_png
 from biomatch.modalities import (
@@ -44,6 +44,7 @@ from biomatch.modalities import (
     load_modality,
     plugin_for_capture,
 )
+from biomatch.results import CaptureQuality
 from biomatch.store import Database, Gallery, Subject, Template
 from biomatch.store import repository as repo
 from biomatch.store.changes import record_changes
@@ -168,7 +169,7 @@ class CoreState:
     def expand_probe(self, probe: Sequence[ProbeItem]) -> list[ProbeItem]:
         """The probe with each multi-finger capture replaced by its fingers."""
         expanded: list[ProbeItem] = []
-        for item in probe:
+        for number, item in enumerate(probe):
             if item.layout is None:
                 expanded.append(item)
                 continue
@@ -176,7 +177,12 @@ class CoreState:
             for part, image in self.capture_parts(item.image, name, item.layout, item.hand):
                 expanded.append(
                     replace(
-                        item, image=image, position=part.position, layout=None, region=part.region
+                        item,
+                        image=image,
+                        position=part.position,
+                        layout=None,
+                        region=part.region,
+                        split_of=number,
                     )
                 )
         return expanded
@@ -237,6 +243,33 @@ class CoreState:
             return sample
         template = plugin.with_position(sample.template, item.position)
         return sample.at_position(template, item.position)
+
+    def extract_items(
+        self, work: Sequence[tuple[ProbeItem, Modality, str]], *, keep_image: bool = False
+    ) -> tuple[list[ExtractedSample | None], list[CaptureQuality]]:
+        """Each (item, plug-in, label)'s sample, None where a part of a split capture failed
+        the gate: such parts are left out, their quality listed, while at least
+        ``split_capture_min_passed`` parts of that capture pass. A whole capture that fails,
+        or a split one with fewer passing parts, is refused (422 quality_rejected)."""
+        samples: list[ExtractedSample | None] = []
+        left_out: dict[int, list[tuple[str, CaptureQuality]]] = {}
+        for item, plugin, label in work:
+            try:
+                samples.append(self.extract_item(item, plugin, label, keep_image=keep_image))
+            except CaptureRejected as rejected:
+                if item.split_of is None:
+                    raise
+                samples.append(None)
+                where = {"region": item.region, "position": item.position or None}
+                quality = rejected.quality.model_copy(update=where)
+                left_out.setdefault(item.split_of, []).append((label, quality))
+        qualities: list[CaptureQuality] = []
+        for capture, failed in left_out.items():
+            parts = sum(item.split_of == capture for item, _, _ in work)
+            if parts - len(failed) < self.settings.split_capture_min_passed:
+                raise split_capture_rejected(failed, parts, self.settings.split_capture_min_passed)
+            qualities.extend(quality for _, quality in failed)
+        return samples, qualities
 
     def rebuild_indexes(self) -> None:
         """Bring the index of every model of every gallery up to the store now (otherwise
