@@ -124,6 +124,56 @@ def test_quality_check_refuses_what_is_not_an_image(service: Service) -> None:
     assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_image")
 
 
+def four_finger_check(service: Service, image: bytes, **fields: str) -> Any:
+    return service.call(
+        "field_operator",
+        "POST",
+        "/v1/quality-check",
+        data={"modality": "finger", "capture": "contactless", "layout": "four_finger", **fields},
+        files={"image": ("hand.png", image, "image/png")},
+    )
+
+
+def test_quality_check_of_a_four_finger_photo_without_its_fingers(service: Service) -> None:
+    blank = io.BytesIO()
+    Image.new("RGB", (600, 800), (128, 128, 128)).save(blank, "PNG")
+    verdict = four_finger_check(service, blank.getvalue(), hand="left").json()
+    assert verdict["passed"] is False
+    assert [reason["name"] for reason in verdict["reasons"]] == ["fingers_found"]
+    assert "four fingers" in verdict["reasons"][0]["message"]
+    assert verdict["parts"] == []
+    assert (verdict["width"], verdict["height"]) == (600, 800)
+    entry = service.call("auditor", "GET", "/v1/audit?action=capture.quality_check").json()[-1]
+    assert entry["details"]["layout"] == "four_finger"
+    assert entry["details"]["parts_passed"] == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [({}, "invalid_request"), ({"hand": "middle"}, "invalid_request")],
+)
+def test_quality_check_of_a_four_finger_photo_needs_its_hand(
+    service: Service, fields: dict[str, str], code: str
+) -> None:
+    blank = io.BytesIO()
+    Image.new("RGB", (600, 800), (128, 128, 128)).save(blank, "PNG")
+    response = four_finger_check(service, blank.getvalue(), **fields)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == code
+
+
+def test_a_face_capture_has_no_four_finger_layout(service: Service) -> None:
+    response = service.call(
+        "field_operator",
+        "POST",
+        "/v1/quality-check",
+        data={"layout": "four_finger", "hand": "left"},
+        files={"image": ("c.jpg", service.photo, "image/jpeg")},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
 # -- capabilities and training ----------------------------------------------------------------
 
 

@@ -202,3 +202,30 @@ def test_identify_takes_a_four_finger_photo_as_its_four_fingertips(client: TestC
     details = response.json()["error"]["details"]
     assert details["image"] == "finger-contactless 1"  # the first fingertip: the index
     assert {reason["name"] for reason in details["reasons"]} >= {"out_of_focus"}
+
+
+def test_quality_check_gives_each_fingertip_of_a_four_finger_photo(client: TestClient) -> None:
+    photos = sorted((SHARED / "finger/ridgebase_samples/four_finger").glob("*_left/*.jpg"))
+    verdicts = []
+    for photo in photos[:6]:
+        response = client.post(
+            "/v1/quality-check",
+            data={"capture": "contactless", "layout": "four_finger", "hand": "left",
+                  "modality": "finger"},
+            files={"image": upload(photo)},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        verdicts.append(response.json())
+    needed = client.app.state.core.settings.split_capture_min_passed  # type: ignore[attr-defined]
+    for verdict in verdicts:
+        parts = verdict["parts"]
+        assert [part["position"] for part in parts] == [7, 8, 9, 10]  # left index .. little
+        for part in parts:
+            left, top, right, bottom = part["region"]
+            assert 0 <= left < right <= verdict["width"] and 0 <= top < bottom <= verdict["height"]
+            assert part["passed"] == (not part["reasons"])
+        passing = sum(part["passed"] for part in parts)
+        assert verdict["passed"] == (passing >= needed)
+        if not verdict["passed"]:
+            assert verdict["reasons"][0]["name"] == "parts_passed"
+    assert {v["passed"] for v in verdicts} == {True, False}  # these photos hold both kinds

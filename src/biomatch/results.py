@@ -310,17 +310,35 @@ class QualityReason(BaseModel):
     message: str = Field(description="What the operator can do about it, in plain words.")
 
 
+class PartVerdictOut(BaseModel):
+    """The gate's verdict on one part of a split capture (a fingertip of a four-finger photo)."""
+
+    position: int = Field(description="The part's position (ANSI/NIST finger code).")
+    region: tuple[int, int, int, int] = Field(description="Where it lies in the capture.")
+    passed: bool
+    reasons: list[QualityReason]
+    checks: list[QualityCheckOut]
+
+
 class QualityVerdictOut(BaseModel):
     """The capture-quality gate's verdict on one capture; nothing was searched or stored."""
 
     passed: bool
     modality: str
     model: str
-    reasons: list[QualityReason] = Field(description="Every failed check; empty when passed.")
+    reasons: list[QualityReason] = Field(
+        description="Every failed check (a split capture: what keeps it from a search); empty "
+        "when passed."
+    )
     checks: list[QualityCheckOut]
     region: tuple[int, int, int, int] | None
     width: int
     height: int
+    parts: list[PartVerdictOut] = Field(
+        [],
+        description="A split capture (layout=four_finger): each fingertip's verdict. It passes "
+        "where at least split_capture_min_passed of them pass; the others are left out.",
+    )
 
 
 class PluginOut(BaseModel):

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 from biomatch.api.routes import (
     CaptureField,
     Core,
+    HandField,
+    LayoutField,
     ModalityField,
     Operator,
     PrimaryOnly,
@@ -45,13 +47,21 @@ async def quality_check(
     modality: ModalityField = "face",
     primary_only: PrimaryOnly = False,
     capture: CaptureField = None,
+    layout: LayoutField = None,
+    hand: HandField = None,
 ) -> QualityVerdictOut:
-    """The capture-quality gate's verdict with its named reasons; searches and stores
-    nothing (the check itself is audited, by hash)."""
+    """The capture-quality gate's verdict with its named reasons (a four-finger photo:
+    each fingertip's); searches and stores nothing (the check itself is audited, by hash)."""
     data = await read_upload(image, core)
     plugin = core.plugin_for_capture(modality, capture)
     return await run_in_threadpool(
-        core.check_capture, actor, data, plugin, primary_only=primary_only
+        core.check_capture,
+        actor,
+        data,
+        plugin,
+        primary_only=primary_only,
+        layout=layout,
+        hand=hand,
     )
 
 

@@ -12,12 +12,17 @@ from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import MATRIX, Action
 from biomatch.core.state import DEFAULT_MODALITY, CoreState
+from biomatch.errors import QualityRejected
 from biomatch.extraction import assess
+from biomatch.imaging import encode_png
+from biomatch.modalities import CapturePart, Modality
 from biomatch.results import (
     CapabilitiesOut,
     GalleryChoice,
     OfflineDiscardIn,
+    PartVerdictOut,
     PluginOut,
+    QualityCheckOut,
     QualityReason,
     QualityVerdictOut,
 )
@@ -32,31 +37,19 @@ class CaptureAPI(CoreState):
         modality: str = DEFAULT_MODALITY,
         *,
         primary_only: bool = False,
+        layout: str | None = None,
+        hand: str | None = None,
     ) -> QualityVerdictOut:
         """Run the plug-in's capture-quality gate on one capture and say why it fails, in
-        the plug-in's own words. Nothing is searched, templated or kept; the check is
-        audited (its verdict and the capture's hash, never the image)."""
+        the plug-in's own words; a split capture (``layout``, with its ``hand``) part by
+        part, as a search would use it. Nothing is searched, templated or kept; the check
+        is audited (its verdict and the capture's hash, never the image)."""
         actor.require(Action.CAPTURE_CHECK)
         plugin = self.modality(modality)
-        with self._extraction_gate.admit():
-            quality, found, (width, height) = assess(
-                image, plugin, self.settings, primary_only=primary_only
-            )
-        passed = quality.passed and found
-        verdict = QualityVerdictOut(
-            passed=passed,
-            modality=plugin.info.modality,
-            model=plugin.info.key,
-            reasons=[
-                QualityReason(name=c.name, message=c.message)
-                for c in quality.checks
-                if not c.passed
-            ],
-            checks=quality.checks,
-            region=quality.region,
-            width=width,
-            height=height,
-        )
+        if layout is None:
+            verdict = self._check_whole(image, plugin, primary_only)
+        else:
+            verdict = self._check_split(image, modality, layout, hand)
         with self._write_lock, self.db.write_transaction() as session:
             self.audit.append(
                 session,
@@ -65,12 +58,76 @@ class CaptureAPI(CoreState):
                 details={
                     "modality": plugin.info.modality,
                     "model": plugin.info.key,
-                    "passed": passed,
+                    "passed": verdict.passed,
                     "failed": [reason.name for reason in verdict.reasons],
                     "image_sha256": hashlib.sha256(image).hexdigest(),
-                },
+                }
+                | _parts_record(layout, verdict.parts),
             )
         return verdict
+
+    def _check_whole(self, image: bytes, plugin: Modality, primary_only: bool) -> QualityVerdictOut:
+        with self._extraction_gate.admit():
+            quality, found, (width, height) = assess(
+                image, plugin, self.settings, primary_only=primary_only
+            )
+        return QualityVerdictOut(
+            passed=quality.passed and found,
+            modality=plugin.info.modality,
+            model=plugin.info.key,
+            reasons=_failed(quality.checks),
+            checks=quality.checks,
+            region=quality.region,
+            width=width,
+            height=height,
+        )
+
+    def _check_split(
+        self, image: bytes, plugin_name: str, layout: str, hand: str | None
+    ) -> QualityVerdictOut:
+        """Each part's verdict; the capture passes where enough parts pass to be searched
+        (``split_capture_min_passed``, as ``extract_items`` applies it)."""
+        plugin = self.modality(plugin_name)
+        decoded = self.decode_upload(image)
+        height, width = decoded.shape[:2]
+        verdict = QualityVerdictOut(
+            passed=False,
+            modality=plugin.info.modality,
+            model=plugin.info.key,
+            reasons=[],
+            checks=[],
+            region=None,
+            width=int(width),
+            height=int(height),
+        )
+        try:
+            split = self.split_decoded(decoded, plugin_name, layout, hand)
+        except QualityRejected as rejected:  # the parts were not all found
+            checks = [QualityCheckOut(**r) for r in rejected.details.get("reasons", [])]
+            return verdict.model_copy(update={"reasons": _failed(checks), "checks": checks})
+        parts = [self._part_verdict(part, plugin) for part in split]
+        needed = self.settings.split_capture_min_passed
+        passing = sum(part.passed for part in parts)
+        if passing >= needed:
+            return verdict.model_copy(update={"passed": True, "parts": parts})
+        summary = QualityReason(
+            name="parts_passed",
+            message=f"{passing} of the {len(parts)} fingertips passed; at least {needed} must. "
+            "Retake the photo, following the fingertips' instructions.",
+        )
+        reasons = {r.name: r for part in parts for r in part.reasons}
+        return verdict.model_copy(update={"reasons": [summary, *reasons.values()], "parts": parts})
+
+    def _part_verdict(self, part: CapturePart, plugin: Modality) -> PartVerdictOut:
+        with self._extraction_gate.admit():
+            quality, found, _ = assess(encode_png(part.image), plugin, self.settings)
+        return PartVerdictOut(
+            position=part.position,
+            region=part.region,
+            passed=quality.passed and found,
+            reasons=_failed(quality.checks),
+            checks=quality.checks,
+        )
 
     def capabilities(self, actor: Principal) -> CapabilitiesOut:
         """What this operator may choose: purposes, authorities, the galleries their role may
@@ -133,3 +190,13 @@ def _choice(gallery: Gallery, policy: GalleryPolicy, actor: Principal) -> Galler
         keeps_reference_images=policy.keep_reference_images,
         confirmations_required=policy.confirmations_required,
     )
+
+
+def _failed(checks: Sequence[QualityCheckOut]) -> list[QualityReason]:
+    return [QualityReason(name=c.name, message=c.message) for c in checks if not c.passed]
+
+
+def _parts_record(layout: str | None, parts: Sequence[PartVerdictOut]) -> dict[str, object]:
+    if layout is None:
+        return {}
+    return {"layout": layout, "parts_passed": [p.position for p in parts if p.passed]}

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -146,6 +147,24 @@ class CoreState:
     ) -> list[tuple[CapturePart, bytes]]:
         """The parts of a multi-subject capture (the fingers of a four-finger photo), each
         with its image encoded as PNG for the rest of the data path."""
+        parts = self.split_decoded(self.decode_upload(image), plugin_name, layout, hand)
+        return [(part, encode_png(part.image)) for part in parts]
+
+    def decode_upload(self, image: bytes) -> np.ndarray:
+        settings = self.settings
+        return decode_image(
+            image,
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_image_pixels,
+            min_side=settings.min_image_side,
+        )
+
+    def split_decoded(
+        self, decoded: np.ndarray, plugin_name: str, layout: str, hand: str | None
+    ) -> list[CapturePart]:
+        """The plug-in's parts of a decoded capture; raises ``QualityRejected`` (named
+        reasons) where they are not all found, ``InvalidRequest`` for a layout the plug-in
+        does not split or a missing hand."""
         plugin = self.modality(plugin_name)
         if not isinstance(plugin, MultiCapture) or layout not in plugin.capture_layouts:
             raise InvalidRequest(
@@ -155,16 +174,7 @@ class CoreState:
             )
         if hand is None:
             raise InvalidRequest(f"A {layout} capture needs hand=left or hand=right.")
-        settings = self.settings
-        decoded = decode_image(
-            image,
-            max_bytes=settings.max_upload_bytes,
-            max_pixels=settings.max_image_pixels,
-            min_side=settings.min_image_side,
-        )
-        return [
-            (part, encode_png(part.image)) for part in plugin.split_capture(decoded, layout, hand)
-        ]
+        return plugin.split_capture(decoded, layout, hand)
 
     def expand_probe(self, probe: Sequence[ProbeItem]) -> list[ProbeItem]:
         """The probe with each multi-finger capture replaced by its fingers."""
