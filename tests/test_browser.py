@@ -30,6 +30,7 @@ from biomatch.accountability.roles import Role
 from biomatch.api import create_app
 from biomatch.modalities import (
     Capture,
+    CapturePart,
     ModelInfo,
     QualityCheck,
     QualityReport,
@@ -473,10 +474,22 @@ def test_training_mode_searches_only_the_training_gallery(browser: Any, live: Li
 
 
 class _ContactlessStandIn:
-    """Stands in for a contactless finger plug-in (being built, issue #10): what the app reads
-    of one (modality finger, capture kind contactless) and a gate that names a failed check."""
+    """Stands in for the contactless finger plug-in: what the app reads of one (modality
+    finger, capture kind contactless), a four-finger split into the frame's quarters and a
+    gate that fails every fingertip on one named check, so the fake camera's frame gives a
+    known answer."""
 
     info = ModelInfo("finger", "contactless-stand-in", "0", 0, capture_kind="contactless")
+    capture_layouts = ("four_finger",)
+
+    def split_capture(self, image: Any, layout: str, hand: str) -> list[CapturePart]:
+        width = image.shape[1] // 4
+        positions = (7, 8, 9, 10) if hand == "left" else (5, 4, 3, 2)
+        boxes = [(k * width, 0, (k + 1) * width, image.shape[0]) for k in range(4)]
+        return [
+            CapturePart(code, image[:, box[0] : box[2]], box)
+            for code, box in zip(positions, boxes, strict=True)
+        ]
 
     def analyse(self, image: Any, *, primary_only: bool = False) -> Capture:
         missing = QualityCheck(
@@ -497,11 +510,23 @@ def test_finger_capture_appears_with_the_contactless_plugin(browser: Any, live: 
         choose_search(page, "staff", "identify")
         page.get_by_label("Four fingers of one hand").check()
         page.get_by_role("button", name="Continue to capture").click()
+        assert "which hand" in page.locator("#setup-error").inner_text()
+        page.get_by_label("Left hand").check()
+        page.get_by_role("button", name="Continue to capture").click()
         page.get_by_role("heading", name="Finger capture").wait_for()
         assert page.locator("#guide").get_attribute("class") == "guide hand"
+        assert "left hand" in page.locator("#capture-instructions").inner_text()
         take_photo(page, live)
-        page.locator("#reasons").wait_for()
-        assert "No fingers found" in page.locator("#reasons").inner_text()
+        page.locator("#fingertips").wait_for()  # the service split it: layout sent
+        assert "Too few usable fingertips" in page.locator("#reasons").inner_text()
+        fingertips = page.locator("#fingertips li").all_inner_texts()
+        assert [text.split(":")[0] for text in fingertips] == [
+            "Left index",
+            "Left middle",
+            "Left ring",
+            "Left little",
+        ]  # fmt: skip (the hand sent: left-hand positions 7-10)
+        assert all("No fingers found" in text for text in fingertips)
         check_screen(page, "phone-9-finger-quality")
     finally:
         live.core._plugins["finger-contactless"] = real

@@ -19,7 +19,11 @@ const HEADLINES = {
   clipped_fraction: "Uneven light",
   yaw_deg: "Face turned",
   pitch_deg: "Head tilted",
+  parts_passed: "Too few usable fingertips",
 };
+
+// ANSI/NIST finger position codes of a four-finger photo's fingertips.
+const FINGER_NAMES = { 2: "Right index", 3: "Right middle", 4: "Right ring", 5: "Right little", 7: "Left index", 8: "Left middle", 9: "Left ring", 10: "Left little" };
 
 // -- sign in --------------------------------------------------------------------------------
 
@@ -96,7 +100,16 @@ function fillSetup() {
   const finger = contactlessFinger();
   $("modality-group").hidden = !finger;
   if (!finger) document.querySelector('input[name="modality"][value="face"]').checked = true;
+  showHandChoice();
   applyPolicy();
+}
+
+function chosenModality() {
+  return document.querySelector('input[name="modality"]:checked').value;
+}
+
+function showHandChoice() {
+  $("hand-group").hidden = chosenModality() !== "finger-hand";
 }
 
 function fillChoice(select, values, humanised = true) {
@@ -161,11 +174,14 @@ function readSearch() {
     purpose: $("purpose").value,
     authority: (authorities.length ? $("authority").value : $("authority-text").value).trim(),
     caseRef: $("case-ref").value.trim(),
-    modality: document.querySelector('input[name="modality"]:checked').value,
+    modality: chosenModality(),
+    hand: document.querySelector('input[name="hand"]:checked')?.value || null,
   };
+  if (search.modality !== "finger-hand") search.hand = null;
   const missing = [];
   if (!gallery) missing.push("a gallery");
   if (!search.mode) missing.push("verify or identify");
+  if (search.modality === "finger-hand" && !search.hand) missing.push("which hand");
   if (search.mode === "verify" && !search.subject) missing.push("the claimed identity");
   if (!search.purpose) missing.push("the purpose");
   if (search.authority.length < 3) missing.push("the legal authority");
@@ -194,7 +210,7 @@ async function showCapture() {
   $("capture-title").textContent = finger ? "Finger capture" : "Face capture";
   $("capture-instructions").textContent = !finger
     ? "Hold the phone at arm's length with the face inside the oval, in even light."
-    : `Hold ${tip ? "one fingertip" : "the four fingers of one hand, together and flat,"} inside the outline, 10 to 15 cm from the rear camera.`;
+    : `Hold ${tip ? "one fingertip" : `the four fingers of the ${search.hand} hand, pads to the camera, together and flat,`} inside the outline, 10 to 15 cm from the rear camera.`;
   $("guide").className = `guide ${finger ? (tip ? "tip" : "hand") : "face"}`;
   $("capture-summary").textContent = `${search.mode === "verify" ? `Verify ${search.subject}` : "Identify"} in ${search.gallery} · ${humanise(search.purpose)}${search.training ? " · training" : ""}`;
   $("search").textContent = search.mode === "verify" ? "Verify identity" : "Search gallery";
@@ -259,7 +275,7 @@ async function shoot() {
   try {
     const form = new FormData();
     form.append("image", frame, "capture.jpg");
-    form.append("modality", pluginName());
+    appendCapture(form, { ...state.search, plugin: pluginName() });
     const verdict = await api("/quality-check", { method: "POST", form });
     showQuality(verdict);
   } catch (error) {
@@ -282,20 +298,49 @@ function pluginName() {
   return state.search.modality === "face" ? "face" : contactlessFinger().plugin;
 }
 
+// The plug-in, and for a four-finger photo its layout and hand: what the service splits by.
+function appendCapture(form, search) {
+  form.append("modality", search.plugin);
+  if (search.modality === "finger-hand") {
+    form.append("layout", "four_finger");
+    form.append("hand", search.hand);
+  }
+}
+
+function reasonItem(reason) {
+  const headline = HEADLINES[reason.name];
+  return element("li", {}, headline ? element("strong", { text: `${headline}. ` }) : null, reason.message);
+}
+
+// A four-finger photo's fingertips, each usable or left out with what to do about it.
+function partsList(parts) {
+  if (!parts.length) return [];
+  const items = parts.map((part) => {
+    const name = FINGER_NAMES[part.position] || `Finger ${part.position}`;
+    if (part.passed) return element("li", { class: "ok" }, element("strong", { text: `${name}: ` }), "usable.");
+    return element("li", {}, element("strong", { text: `${name}: ` }), `not usable. ${part.reasons.map((r) => r.message).join(" ")}`);
+  });
+  return [element("ul", { id: "fingertips", "aria-label": "Fingertips" }, ...items)];
+}
+
 function showQuality(verdict) {
+  const parts = verdict.parts || [];
   if (verdict.passed) {
-    showVerdict([element("p", { class: "ok", text: "Good capture: ready to search." })]);
+    const usable = parts.filter((part) => part.passed).length;
+    const text = parts.length && usable < parts.length
+      ? `Good capture: ${usable} of ${parts.length} fingertips usable, ready to search (retake for all ${parts.length}).`
+      : "Good capture: ready to search.";
+    showVerdict([element("p", { class: "ok", text }), ...partsList(parts)]);
     $("search").hidden = false;
     $("search").focus();
     return;
   }
-  const reasons = verdict.reasons.map((reason) => {
-    const headline = HEADLINES[reason.name];
-    return element("li", {}, headline ? element("strong", { text: `${headline}. ` }) : null, reason.message);
-  });
+  // With the fingertips listed, the summary reason says the rest; each fingertip says why.
+  const reasons = parts.length ? verdict.reasons.filter((r) => r.name === "parts_passed") : verdict.reasons;
   showVerdict([
     element("p", { class: "error", text: "Please retake the photo:" }),
-    element("ul", { id: "reasons" }, ...reasons),
+    element("ul", { id: "reasons" }, ...reasons.map(reasonItem)),
+    ...partsList(parts),
   ]);
   $("retake").focus();
 }
@@ -303,7 +348,7 @@ function showQuality(verdict) {
 function searchForm(search, image) {
   const form = new FormData();
   form.append("image", image, "capture.jpg");
-  form.append("modality", search.plugin);
+  appendCapture(form, search);
   form.append("purpose", search.purpose);
   form.append("legal_authority", search.authority);
   if (search.caseRef) form.append("case_reference", search.caseRef);
@@ -337,8 +382,19 @@ async function showResult(search, result) {
   showScreen("result");
 }
 
+// Fingertips of a four-finger photo that the service left out for failing its gate.
+function leftOutNote(result) {
+  const left = (result.probe_quality || []).filter((q) => !q.passed);
+  if (!left.length) return [];
+  const names = left.map((q) => (FINGER_NAMES[q.position] || `finger ${q.position}`).toLowerCase());
+  return [element("p", { class: "hint", id: "left-out", text: `Searched without the ${names.join(", ")} fingertip${left.length > 1 ? "s" : ""}: not usable in this photo.` })];
+}
+
 async function resultNodes(search, result) {
-  const training = search.training ? [element("p", { class: "badge training", text: "Training search" })] : [];
+  const training = [
+    ...(search.training ? [element("p", { class: "badge training", text: "Training search" })] : []),
+    ...leftOutNote(result),
+  ];
   if (search.mode === "verify") {
     const matched = result.decision === "match";
     return [
@@ -478,6 +534,7 @@ function wire() {
   $("training").addEventListener("change", fillSetup);
   $("gallery").addEventListener("change", applyPolicy);
   for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", applyPolicy);
+  for (const radio of document.querySelectorAll('input[name="modality"]')) radio.addEventListener("change", showHandChoice);
   $("shoot").addEventListener("click", shoot);
   $("retake").addEventListener("click", () => {
     resetShot();
