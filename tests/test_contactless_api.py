@@ -154,6 +154,54 @@ def test_eval_folder_contactless_against_contact(tmp_path: Path) -> None:
     assert 0.0 <= report["eer"] <= 1.0 and "fnmr_at_fmr_1e-2" in report
 
 
+FOUR_FINGER = SHARED / "finger" / "ridgebase_samples" / "four_finger"
+# Two photos of each of 22837_left, 24765_left and 28203_left, one of 22837_right.
+FOUR_FINGER_HANDS = ("22837_left", "22837_right", "24765_left", "28203_left")
+
+
+def test_eval_folder_four_finger_reports_fused_and_as_searched(tmp_path: Path) -> None:
+    shared_file(FOUR_FINGER)
+    data = tmp_path / "hands"
+    data.mkdir()
+    for folder in FOUR_FINGER_HANDS:
+        (data / folder).symlink_to(FOUR_FINGER / folder)
+    out = tmp_path / "four_finger.json"
+    result = CliRunner().invoke(
+        cli_app,
+        [
+            "eval", "folder", str(data), "--modality", "finger", "--capture", "contactless",
+            "--layout", "four_finger", "--json", str(out), "--bootstrap", "20",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["photos"] == 7 and report["segmentation_failures"] == 0
+    mated_photo_pairs = 3  # one pair in each hand's folder with two photos
+    assert report["fused_n_genuine"] == mated_photo_pairs
+    assert report["fused_n_impostor"] == 7 * 6 // 2 - mated_photo_pairs
+    # As searched: refused photos (too few fingertips pass the gate) bring no impostor
+    # score, and their mated pairs stay in as misses.
+    refused = report["searched_refused_photos"]
+    assert report["searched_failures_to_acquire"] == len(refused)
+    passing = report["fingertips_passed"]  # photos by how many fingertips pass
+    assert sum(passing.values()) == 7 and passing["0"] + passing["1"] == len(refused)
+    assert not any(key.startswith("22837_") for key in refused)  # all four pass in those
+    assert report["searched_fused_n_genuine"] == mated_photo_pairs
+    acquired_hands = [key.split("/")[0] for key in _photo_keys(data) if key not in refused]
+    acquired_mated = sum(
+        acquired_hands.count(hand) * (acquired_hands.count(hand) - 1) // 2
+        for hand in set(acquired_hands)
+    )
+    acquired = len(acquired_hands)
+    assert report["searched_fused_n_impostor"] == acquired * (acquired - 1) // 2 - acquired_mated
+    misses = report["searched_fused_operating_point"]["false_non_matches"]
+    assert misses >= mated_photo_pairs - acquired_mated
+
+
+def _photo_keys(root: Path) -> list[str]:
+    return sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*.jpg"))
+
+
 def test_the_capture_app_can_check_a_contactless_photo_alone(client: TestClient) -> None:
     response = client.post(
         "/v1/quality-check",

@@ -180,7 +180,15 @@ def eval_folder(
     keys = [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"]
     run: Run = lambda: runs.evaluate_folder(folder, settings, options)  # noqa: E731
     if layout is not None:
-        keys = [*FLAT_KEYS, "segmentation_failures", "fused_eer", "fused_fnmr_at_fmr_1e-2"]
+        keys = [
+            *FLAT_KEYS,
+            "segmentation_failures",
+            "fused_eer",
+            "fused_fnmr_at_fmr_1e-2",
+            "searched_failures_to_acquire",
+            "searched_fused_eer",
+            "searched_fused_fnmr_at_fmr_1e-2",
+        ]
         run = lambda: four_finger.evaluate(folder, settings, options, layout)  # noqa: E731
     elif reference_glob is not None:
         cross = contactless.CrossOptions(

@@ -7,6 +7,13 @@ another, position by position, through the service's calibrated-FMR fusion
 (``fusion.fuse``); the fused score is -log10 of the fused FMR. A photo whose four
 fingertips were not found is a segmentation failure: its mated comparisons are false
 non-matches, and it brings no impostor score.
+
+As searched (``searched_*``): the service leaves out the fingertips that fail the quality
+gate and refuses a photo with fewer than ``split_capture_min_passed`` passing ones
+(``CoreState.extract_items``). So the same fused comparisons again over the fingertips that
+passed in both photos; a refused photo is a failure to acquire, and its mated comparisons
+count as false non-matches (ISO/IEC 19795-1's generalized FNMR), so the figures hide no
+refusals.
 """
 
 from __future__ import annotations
@@ -37,8 +44,13 @@ class Photo:
     hand_folder: str
     templates: dict[int, bytes] = field(default_factory=dict)  # position -> template
     weights: dict[int, float] = field(default_factory=dict)
+    passed: set[int] = field(default_factory=set)  # positions whose fingertip passed the gate
     segmented: bool = False
     seconds: float = 0.0
+
+    def acquired(self, min_passed: int) -> bool:
+        """Whether the service would search this photo (enough fingertips pass the gate)."""
+        return self.segmented and len(self.passed) >= min_passed
 
 
 def evaluate(
@@ -53,8 +65,12 @@ def evaluate(
         sorted(labels.items()), desc="photos"
     )]  # fmt: skip
     genuine, impostor, fused_genuine, fused_impostor = _scores(plugin, photos)
+    min_passed = settings.split_capture_min_passed
+    searched_genuine, searched_impostor = _searched_scores(plugin, photos, min_passed)
     plan = analysis.BootstrapPlan(options.bootstrap, options.seed, None, None)
     threshold, source = runs.thresholds(plugin, settings)["verify"]
+    fused_threshold = -math.log10(settings.verify_target_fmr)
+    fused_source = f"fused FMR {settings.verify_target_fmr:g} (verify_target_fmr)"
     result: dict[str, Any] = {
         "title": f"BioMatch four-finger evaluation: {root.name}",
         "evaluation": "four-finger photos: per finger and fused per photo pair",
@@ -68,13 +84,22 @@ def evaluate(
         ),
     }
     fused = analysis.verification(
-        fused_genuine,
-        fused_impostor,
-        threshold=-math.log10(settings.verify_target_fmr),
-        threshold_source=f"fused FMR {settings.verify_target_fmr:g} (verify_target_fmr)",
+        fused_genuine, fused_impostor, threshold=fused_threshold, threshold_source=fused_source,
         plan=plan,
-    )
+    )  # fmt: skip
     result.update({f"fused_{key}": value for key, value in fused.items()})
+    searched = analysis.verification(
+        searched_genuine, searched_impostor, threshold=fused_threshold,
+        threshold_source=fused_source, plan=plan,
+    )  # fmt: skip
+    refused = [p.key for p in photos if not p.acquired(min_passed)]
+    result["searched_min_passed"] = min_passed
+    result["searched_failures_to_acquire"] = len(refused)
+    result["searched_refused_photos"] = refused
+    result["fingertips_passed"] = {
+        str(n): sum(len(p.passed) == n for p in photos if p.segmented) for n in range(5)
+    }  # photos by how many of their fingertips pass the gate
+    result.update({f"searched_fused_{key}": value for key, value in searched.items()})
     seconds = [p.seconds for p in photos]
     result["ms_per_photo_mean"] = float(np.mean(seconds) * 1000) if seconds else None
     result["provenance"] = runs.provenance(
@@ -110,6 +135,8 @@ def _photo(
         if capture.has_subject:
             photo.templates[part.position] = plugin.make_template(capture)
             photo.weights[part.position] = plugin.quality_weight(capture.quality.scores())
+            if capture.quality.passed:
+                photo.passed.add(part.position)
     photo.seconds = time.perf_counter() - started
     return photo
 
@@ -121,7 +148,6 @@ def _scores(
     impostor: list[float] = []
     fused_genuine: list[float] = []
     fused_impostor: list[float] = []
-    calibration = plugin.calibration
     for a, b in itertools.combinations(photos, 2):
         mated = a.hand_folder == b.hand_folder
         if not (a.segmented and b.segmented):
@@ -129,21 +155,13 @@ def _scores(
                 genuine.extend([-np.inf] * 4)
                 fused_genuine.append(-np.inf)
             continue
-        evidence = []
         for position in sorted(set(a.templates) | set(b.templates)):
-            score = _score(plugin, a.templates.get(position), b.templates.get(position))
             if mated:
-                genuine.append(score)
+                genuine.append(_score(plugin, a.templates.get(position), b.templates.get(position)))
             elif position in a.templates and b.templates:
                 others = list(b.templates.values())
                 impostor.extend(float(s) for s in plugin.compare(a.templates[position], others))
-            if np.isfinite(score):
-                estimate = calibration.estimate(score)
-                weight = min(a.weights[position], b.weights[position])
-                evidence.append(
-                    Evidence("finger", estimate.value, estimate.is_upper_bound, weight, position)
-                )
-        fused = -math.log10(fuse(evidence).estimated_fmr) if evidence else -np.inf
+        fused = _fused(plugin, a, b, set(a.templates) & set(b.templates))
         (fused_genuine if mated else fused_impostor).append(fused)
     return (
         np.asarray(genuine),
@@ -151,6 +169,38 @@ def _scores(
         np.asarray(fused_genuine),
         np.asarray(fused_impostor),
     )
+
+
+def _searched_scores(
+    plugin: Modality, photos: list[Photo], min_passed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused scores over the fingertips that passed the gate in both photos; a mated pair
+    with a refused photo is a miss."""
+    genuine: list[float] = []
+    impostor: list[float] = []
+    for a, b in itertools.combinations(photos, 2):
+        mated = a.hand_folder == b.hand_folder
+        if not (a.acquired(min_passed) and b.acquired(min_passed)):
+            if mated:
+                genuine.append(-np.inf)
+            continue
+        (genuine if mated else impostor).append(_fused(plugin, a, b, a.passed & b.passed))
+    return np.asarray(genuine), np.asarray(impostor)
+
+
+def _fused(plugin: Modality, a: Photo, b: Photo, positions: set[int]) -> float:
+    """-log10 of the calibrated-FMR fusion of the two photos' fingertips at ``positions``
+    (each in both photos); -inf where there is none."""
+    evidence = []
+    for position in sorted(positions):
+        estimate = plugin.calibration.estimate(
+            _score(plugin, a.templates[position], b.templates[position])
+        )
+        weight = min(a.weights[position], b.weights[position])
+        evidence.append(
+            Evidence("finger", estimate.value, estimate.is_upper_bound, weight, position)
+        )
+    return -math.log10(fuse(evidence).estimated_fmr) if evidence else -np.inf
 
 
 def _score(plugin: Modality, first: bytes | None, second: bytes | None) -> float:
