@@ -491,7 +491,9 @@ class _ContactlessStandIn:
             for code, box in zip(positions, boxes, strict=True)
         ]
 
-    def analyse(self, image: Any, *, primary_only: bool = False) -> Capture:
+    def analyse(
+        self, image: Any, *, primary_only: bool = False, stop_at_failure: bool = False
+    ) -> Capture:
         missing = QualityCheck(
             "finger_count", 0, ">= 1", False, "No fingers found: hold them inside the outline."
         )

@@ -4,14 +4,18 @@ template marking and its ISO/IEC 19794-2 export, capture-kind and calibration ch
 
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
 import pytest
 
+from biomatch import extraction
 from biomatch.calibration import pair_key
 from biomatch.config import ContactlessQualityConfig, Settings
 from biomatch.errors import InvalidRequest, InvalidTemplate, QualityRejected
-from biomatch.modalities import load_modality, plugin_for_capture
+from biomatch.imaging import encode_png
+from biomatch.modalities import Capture, Modality, QualityReport, load_modality, plugin_for_capture
 from biomatch.modalities.finger import contactless, contactless_quality, four_finger, iso19794
 from biomatch.modalities.finger.template import CONTACTLESS_PLAIN, FingerTemplate
 
@@ -110,6 +114,53 @@ def test_the_gate_names_what_is_wrong_with_a_photo() -> None:
     # Every reason carries a plain instruction for the operator and the capture app.
     for name, message in contactless_quality.INSTRUCTIONS.items():
         assert message.endswith(".") and len(message) > 20, name
+
+
+def test_a_photo_the_service_will_refuse_skips_the_minutiae(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plugin = load_modality("finger-contactless", Settings())
+    extracted: list[tuple[int, int]] = []
+
+    def minutiae(impression: np.ndarray) -> np.ndarray:
+        extracted.append(impression.shape)
+        return np.zeros((0, 5), np.float32)
+
+    monkeypatch.setattr(plugin, "_contact_like_minutiae", minutiae)
+    dark = finger_photo(brightness=25, contrast=10)
+    refused = plugin.analyse(dark, stop_at_failure=True)
+    assert extracted == []
+    names = {check.name for check in refused.quality.failures}
+    assert contactless_quality.TOO_DARK in names
+    assert contactless_quality.MINUTIAE_COUNT not in {c.name for c in refused.quality.checks}
+    assert refused.region is not None and not refused.has_subject
+    # An evaluation scores every capture: the same photo still goes through the extractor.
+    scored = plugin.analyse(dark)
+    assert len(extracted) == 1
+    assert {c.name for c in scored.quality.failures} >= names | {contactless_quality.MINUTIAE_COUNT}
+    # A photo that passes the photo checks is extracted either way.
+    plugin.analyse(finger_photo(), stop_at_failure=True)
+    assert len(extracted) == 2
+
+
+def test_the_service_lets_a_plug_in_stop_at_the_first_failure() -> None:
+    asked: list[bool] = []
+
+    class Recording:
+        def analyse(
+            self, image: np.ndarray, *, primary_only: bool = False, stop_at_failure: bool = False
+        ) -> Capture:
+            asked.append(stop_at_failure)
+            return Capture(QualityReport(()))
+
+    photo = encode_png(finger_photo())
+    plugin = cast(Modality, Recording())
+    for enforce_quality in (True, False):
+        with pytest.raises(QualityRejected):  # no subject: refused either way
+            extraction.extract(photo, plugin, Settings(), enforce_quality=enforce_quality)
+    extraction.assess(photo, plugin, Settings())
+    # The search and the quality check refuse a failing capture; an evaluation scores it.
+    assert asked == [True, False, True]
 
 
 def test_contactless_templates_are_marked_and_exported_as_contactless() -> None:

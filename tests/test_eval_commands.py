@@ -34,7 +34,9 @@ class PatternModality:
         impostor = np.random.default_rng(0).normal(0, 0.15, 10_000)
         return ScoreCalibration.from_impostor_scores(self.info.key, impostor, {})
 
-    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
+    def analyse(
+        self, image: np.ndarray, *, primary_only: bool = False, stop_at_failure: bool = False
+    ) -> Capture:
         grey = image.mean(axis=2)
         contrast = float(grey.std())
         check = QualityCheck("contrast", contrast, ">= 20", contrast >= 20, "Low contrast.")

@@ -59,9 +59,11 @@ class StandInContactless(FingerModality):
         # A real contactless plug-in measures its own on contactless-to-contact pairs.
         return FingerModality(Settings().finger).calibration
 
-    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
+    def analyse(
+        self, image: np.ndarray, *, primary_only: bool = False, stop_at_failure: bool = False
+    ) -> Capture:
         self.captures += 1
-        return super().analyse(image, primary_only=primary_only)
+        return super().analyse(image, primary_only=primary_only, stop_at_failure=stop_at_failure)
 
 
 class SecondFaceModel(SFaceModality):

@@ -59,12 +59,12 @@ def assess(
 ) -> tuple[CaptureQuality, bool, tuple[int, int]]:
     """The quality gate alone, for a capture the operator may retake: (quality, whether a
     subject was found, (width, height)). Makes no template."""
-    image, capture = _analysed(data, modality, settings, primary_only)
+    image, capture = _analysed(data, modality, settings, primary_only, stop_at_failure=True)
     return capture_quality(capture), capture.has_subject, (int(image.shape[1]), int(image.shape[0]))
 
 
 def _analysed(
-    data: bytes, modality: Modality, settings: Settings, primary_only: bool
+    data: bytes, modality: Modality, settings: Settings, primary_only: bool, stop_at_failure: bool
 ) -> tuple[np.ndarray, Capture]:
     """The decoded image (within the upload limits) and what the plug-in found in it."""
     image = decode_image(
@@ -74,7 +74,9 @@ def _analysed(
         min_side=settings.min_image_side,
         decode_budget=settings.decode_pixel_budget,
     )
-    return image, modality.analyse(image, primary_only=primary_only)
+    return image, modality.analyse(
+        image, primary_only=primary_only, stop_at_failure=stop_at_failure
+    )
 
 
 def extract(
@@ -92,7 +94,9 @@ def extract(
     ``enforce_quality=False`` is for evaluations, which must score every capture that has a
     subject; a capture with no subject is rejected either way.
     """
-    image, capture = _analysed(data, modality, settings, primary_only)
+    image, capture = _analysed(
+        data, modality, settings, primary_only, stop_at_failure=enforce_quality
+    )
     quality = capture_quality(capture)
     gate_failed = enforce_quality and not capture.quality.passed
     if gate_failed or not capture.has_subject:

@@ -109,8 +109,15 @@ class Modality(Protocol):
         vector is coarser than the matcher (0: just the requested top-k)."""
         ...
 
-    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
-        """Find the subject in an RGB image and measure capture quality."""
+    def analyse(
+        self, image: np.ndarray, *, primary_only: bool = False, stop_at_failure: bool = False
+    ) -> Capture:
+        """Find the subject in an RGB image and measure capture quality.
+
+        ``stop_at_failure``: the caller refuses a capture that fails the gate (the service;
+        evaluations score every capture), so the plug-in may stop at the first stage that
+        fails and skip the costly ones; it then reports the checks it ran and no subject.
+        """
         ...
 
     def make_template(self, capture: Capture) -> bytes:

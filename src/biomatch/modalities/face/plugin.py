@@ -54,7 +54,9 @@ class FaceModality(CosineEmbedding):
     def _embedder(self) -> Any:
         return models.resnet_embedder()
 
-    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
+    def analyse(
+        self, image: np.ndarray, *, primary_only: bool = False, stop_at_failure: bool = False
+    ) -> Capture:
         with self._lock:
             boxes = self._detector.detect(image)
             count_check = quality.face_count_check(len(boxes), primary_only)

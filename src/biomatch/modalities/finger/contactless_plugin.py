@@ -57,7 +57,9 @@ class ContactlessFingerModality(FingerModality):
         floor = self._contactless.quality.min_clarity
         return quality_weight(clarity, floor, max(CLARITY_FULL_WEIGHT, floor + 1e-3))
 
-    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
+    def analyse(
+        self, image: np.ndarray, *, primary_only: bool = False, stop_at_failure: bool = False
+    ) -> Capture:
         config = self._contactless.quality
         height, width = image.shape[:2]
         size = gate.size_check(width, height, config)
@@ -66,12 +68,12 @@ class ContactlessFingerModality(FingerModality):
         tip = contactless_to_contact(image, Options(unwrap=self._contactless.unwrap))
         if tip is None:
             return Capture(QualityReport((size, gate.no_finger())))
+        photo_checks = (size, *gate.fingertip_checks(tip, config))
+        if stop_at_failure and not all(check.passed for check in photo_checks):
+            # The capture will be refused: LEADER, most of a capture's time, is skipped.
+            return Capture(QualityReport(photo_checks), region=tip.region, subjects_found=1)
         minutiae = strongest(self._contact_like_minutiae(tip.image), MAX_MINUTIAE)
-        checks = (
-            size,
-            *gate.fingertip_checks(tip, config),
-            gate.minutiae_check(minutiae.shape[0], config),
-        )
+        checks = (*photo_checks, gate.minutiae_check(minutiae.shape[0], config))
         found = minutiae.shape[0] > 0
         impression_height, impression_width = tip.image.shape
         return Capture(

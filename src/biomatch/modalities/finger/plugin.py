@@ -133,7 +133,9 @@ class FingerModality:
     def calibration(self) -> ScoreCalibration:
         return load_calibration(self.info.key)
 
-    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
+    def analyse(
+        self, image: np.ndarray, *, primary_only: bool = False, stop_at_failure: bool = False
+    ) -> Capture:
         grey = to_grey(image)
         height, width = grey.shape
         size = quality.size_check(width, height, self._config.quality)

@@ -83,7 +83,9 @@ class YuNetFaceModality(CosineEmbedding):
             network = self._network
             return FaceEmbedder(network.model_file(), network.runtime, network.spec)
 
-    def analyse(self, image: np.ndarray, *, primary_only: bool = False) -> Capture:
+    def analyse(
+        self, image: np.ndarray, *, primary_only: bool = False, stop_at_failure: bool = False
+    ) -> Capture:
         detector = self._detector
         with self._detect_lock:
             faces = detector.detect(image, self._config.primary)
