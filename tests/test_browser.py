@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -35,9 +35,10 @@ from biomatch.modalities import (
     QualityCheck,
     QualityReport,
 )
+from biomatch.modalities.finger import FingerModality
 from biomatch.results import SearchContext
 from biomatch.service import BioMatch
-from tests.conftest import EXAMPLES, REPO, settings_for_tests, shared_file
+from tests.conftest import EXAMPLES, REPO, SHARED, settings_for_tests, shared_file
 
 # Once, in the SQLite pass of `make test`: the routes behind these screens run on both
 # stores in test_app_api.py and test_accountability.py, and CI's time is shared.
@@ -62,6 +63,8 @@ LAUNCH_ARGS = [
 ]
 AUTHORITY = "Identity Checks Act s.4"
 FPS, PHASE_FRAMES, DARKEN = 4, 8, 0.16  # 2 s dark, then 2 s well lit, in a loop
+FVC2002 = SHARED / "finger" / "fvc2002_db1b" / "DB1_B"
+PRINTS_POLICY = {"modes": ["identify"], "probe_retention_hours": 24}
 
 
 def _missing(what: str) -> None:
@@ -532,6 +535,78 @@ def test_finger_capture_appears_with_the_contactless_plugin(browser: Any, live: 
         check_screen(page, "phone-9-finger-quality")
     finally:
         live.core._plugins["finger-contactless"] = real
+    assert not page.errors, page.errors
+
+
+class _FourPrintsStandIn(FingerModality):
+    """Stands in for the contactless finger plug-in with the contact matcher: whatever the
+    camera shows, a four-finger photo splits into two FVC2002 impressions (left index and
+    middle) and two blank tiles, which fail the gate, so a real search runs on two of the
+    four fingertips."""
+
+    capture_layouts = ("four_finger",)
+
+    def __init__(self, core: BioMatch) -> None:
+        super().__init__(core.settings.finger)
+        self.info = replace(self.info, capture_kind="contactless")
+        tiles = [_fvc_tile(FVC2002 / f"{name}.tif") for name in ("101_1", "102_1")]
+        blank = np.full_like(tiles[0], 200)
+        self._tiles = [*tiles, blank, blank]
+
+    def split_capture(self, image: Any, layout: str, hand: str) -> list[CapturePart]:
+        width = self._tiles[0].shape[1]
+        return [
+            CapturePart(position, tile, (k * width, 0, (k + 1) * width, tile.shape[0]))
+            for k, (position, tile) in enumerate(zip((7, 8, 9, 10), self._tiles, strict=True))
+        ]
+
+
+def _fvc_tile(path: Path) -> np.ndarray:
+    grey = cv2.imread(str(shared_file(path)), cv2.IMREAD_GRAYSCALE)
+    return np.dstack([grey] * 3)
+
+
+@pytest.mark.shared_data
+def test_a_four_finger_search_says_which_fingertips_it_left_out(browser: Any, live: Live) -> None:
+    enroller = Principal(None, "setup-enroller", Role.ENROLLER)
+    live.core.create_gallery(SYSTEM, "prints", "Contact prints", policy=_policy(PRINTS_POLICY))
+    for subject, fingers in {"p101": ("101_2", "102_2"), "p105": ("105_2", "106_2")}.items():
+        files = [shared_file(FVC2002 / f"{name}.tif") for name in fingers]
+        captures = [(code, f.read_bytes()) for code, f in zip((7, 8), files, strict=True)]
+        live.core.enrol_positions(enroller, "prints", subject, captures)
+    real = live.core.modality("finger-contactless")
+    live.core._plugins["finger-contactless"] = _FourPrintsStandIn(live.core)  # type: ignore[assignment]
+    try:
+        page = open_page(browser, live, PHONE, "/app/")
+        sign_in(page, live.tokens["officer"])
+        choose_search(page, "prints", "identify")
+        page.get_by_label("Four fingers of one hand").check()
+        page.get_by_label("Left hand").check()
+        page.get_by_role("button", name="Continue to capture").click()
+        take_photo(page, live)
+        page.get_by_text("Good capture: 2 of 4 fingertips usable").wait_for()
+        fingertips = page.locator("#fingertips li").all_inner_texts()
+        assert [text.split(":")[1].strip()[:10] for text in fingertips] == [
+            "usable.", "usable.", "not usable", "not usable"
+        ]  # fmt: skip
+        page.get_by_role("button", name="Search gallery").click()
+        page.locator("#leads-banner").wait_for()
+        note = page.locator("#left-out").inner_text()
+        assert note.startswith("Searched without the left ring, left little fingertips")
+        first = page.locator(".candidate").first
+        assert first.get_by_role("heading").inner_text() == "1. p101"
+        # The scanner's TIFF print is shown (served as a PNG of its pixels).
+        photo = first.get_by_role("img", name="Enrolled reference photo of p101")
+        photo.wait_for()
+        expect(photo).to_have_js_property("complete", True)
+        assert photo.evaluate("img => img.naturalWidth") == 388
+        check_screen(page, "phone-10-fingertips-left-out")
+    finally:
+        live.core._plugins["finger-contactless"] = real
+    latest = max(live.encounters(), key=lambda e: e.started_at)
+    assert latest.gallery == "prints"
+    left_out = cast(list[dict[str, Any]], latest.result["parts_left_out"])
+    assert [part["position"] for part in left_out] == [9, 10]
     assert not page.errors, page.errors
 
 

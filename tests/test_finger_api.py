@@ -150,3 +150,41 @@ def test_bad_finger_uploads_get_4xx(client: TestClient) -> None:
         files={"image": impression("101_5")},
     )
     assert response.status_code == 422 and error_code(response) == "unknown_modality"
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def test_kept_scanner_images_are_served_as_kept_and_shown_as_png(client: TestClient) -> None:
+    policy = {**OPEN_POLICY, "probe_retention_hours": 1}
+    created = client.post(
+        "/v1/galleries", json={"name": "kept", "policy": policy}, headers=H["admin"]
+    )
+    assert created.status_code == 201, created.text
+    enrolled = client.post(
+        "/v1/galleries/kept/subjects",
+        data={"subject_id": "k101", **FINGER},
+        files=[("images", impression("101_1"))],
+        headers=H["enroller"],
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    found = client.post(
+        "/v1/galleries/kept/identify", data=FINGER, files={"image": impression("101_5")}
+    ).json()["encounter_id"]
+    sample = enrolled.json()["samples"][0]["sample_id"]
+    kept = {  # the data routes: the bytes as kept (their SHA-256 is in the audit log)
+        "101_1": f"/v1/galleries/kept/subjects/k101/samples/{sample}/image",
+        "101_5": f"/v1/encounters/{found}/probe-images/1",
+    }
+    for name, path in kept.items():
+        original = client.get(path, headers=H["reviewer"])
+        assert original.headers["content-type"] == "image/tiff"
+        assert original.content == impression(name)[1]
+        shown = client.get(path, params={"view": "true"}, headers=H["reviewer"])
+        assert shown.headers["content-type"] == "image/png"  # browsers show no TIFF
+        assert np.array_equal(_pixels(shown.content), _pixels(original.content))
+    # The app's and the console's candidate photo is always one a browser shows.
+    photo = client.get(f"/v1/encounters/{found}/candidates/k101/reference-image")
+    assert photo.headers["content-type"] == "image/png"
+    assert np.array_equal(_pixels(photo.content), _pixels(impression("101_1")[1]))

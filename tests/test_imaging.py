@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from biomatch.errors import EmptyUpload, ImageTooLarge, InvalidImage
-from biomatch.imaging import decode_image
+from biomatch.imaging import decode_image, for_browser, media_type_of
 
 LIMITS = {"max_bytes": 1_000_000, "max_pixels": 4_000_000}
 
@@ -76,3 +76,20 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
 def test_tiny_image_is_refused() -> None:
     with pytest.raises(InvalidImage, match="at least"):
         decode_image(png_bytes(8, 8), **LIMITS)
+
+
+def test_images_browsers_cannot_show_become_png_with_the_same_pixels() -> None:
+    grey = (np.arange(64 * 48) % 251).astype(np.uint8).reshape(48, 64)
+    tiff = io.BytesIO()
+    Image.fromarray(grey).save(tiff, format="TIFF", dpi=(500, 500))
+    assert media_type_of(tiff.getvalue()) == "image/tiff"
+    shown, media_type = for_browser(tiff.getvalue())
+    assert media_type == "image/png"
+    with Image.open(io.BytesIO(shown)) as png:
+        assert png.format == "PNG"
+        assert np.array_equal(np.asarray(png), grey)
+        assert round(png.info["dpi"][0]) == 500  # the scanner's resolution goes with it
+    # A format browsers show is left as it is; bytes that are no image are too.
+    assert for_browser(png_bytes()) == (png_bytes(), "image/png")
+    assert for_browser(b"not an image") == (b"not an image", "application/octet-stream")
+    assert media_type_of(b"not an image") == "application/octet-stream"

@@ -102,6 +102,38 @@ def read_image_file(path: str, *, max_bytes: int, max_pixels: int) -> np.ndarray
         return decode_image(handle.read(), max_bytes=max_bytes, max_pixels=max_pixels)
 
 
+# Formats every current browser decodes in an <img>; a kept image in another (a contact
+# scanner's TIFF, JPEG 2000) is shown as a PNG of its pixels.
+BROWSER_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP"})
+UNKNOWN_MEDIA_TYPE = "application/octet-stream"
+
+
+def media_type_of(data: bytes) -> str:
+    """The media type of an image's bytes, from its format; octet-stream where unknown."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return Image.MIME.get(image.format or "", UNKNOWN_MEDIA_TYPE)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return UNKNOWN_MEDIA_TYPE
+
+
+def for_browser(data: bytes) -> tuple[bytes, str]:
+    """An image as a browser can show it, with its media type: the bytes as they are where
+    browsers decode the format, else a lossless PNG of the same pixels (and resolution)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format in BROWSER_FORMATS:
+                return data, Image.MIME[image.format]
+            image.load()
+            pixels = image if image.mode in ("1", "L", "RGB", "RGBA") else image.convert("RGB")
+            buffer = io.BytesIO()
+            dpi = image.info.get("dpi")
+            pixels.save(buffer, format="PNG", **({"dpi": dpi} if dpi else {}))
+            return buffer.getvalue(), "image/png"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return data, UNKNOWN_MEDIA_TYPE
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """Lossless bytes of an RGB (or grey) uint8 array, as ``decode_image`` reads them."""
     buffer = io.BytesIO()

@@ -17,6 +17,7 @@ from biomatch.api.routes import (
     ModalityField,
     Operator,
     PrimaryOnly,
+    image_response,
     read_upload,
 )
 from biomatch.results import CapabilitiesOut, OfflineDiscardIn, QualityVerdictOut, ReviewItemOut
@@ -89,6 +90,6 @@ def review_queue(
 def candidate_reference_image(
     encounter_id: str, subject_id: str, actor: Operator, core: Core
 ) -> Response:
-    """A candidate's kept enrolment photo (its reviewers, and the searcher; audited)."""
-    data = core.candidate_reference_image(actor, encounter_id, subject_id)
-    return Response(data, media_type="application/octet-stream")
+    """A candidate's kept enrolment photo (its reviewers, and the searcher; audited), as a
+    browser can show it (a contact scanner's TIFF as a PNG of the same pixels)."""
+    return image_response(core.candidate_reference_image(actor, encounter_id, subject_id), True)

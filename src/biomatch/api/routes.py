@@ -33,6 +33,7 @@ from biomatch.errors import (
     SearchContextMissing,
     TooManyImages,
 )
+from biomatch.imaging import for_browser, media_type_of
 from biomatch.results import (
     AuditEntryOut,
     ConsentIn,
@@ -90,6 +91,13 @@ LayoutField = Annotated[
     ),
 ]
 HandField = Annotated[str | None, Form(description="left or right, for layout=four_finger.")]
+ViewQuery = Annotated[
+    bool,
+    Query(
+        description="true: as a browser can show it (a TIFF as a PNG of the same pixels); "
+        "default: the bytes as kept, whose SHA-256 the audit log holds."
+    ),
+]
 PrimaryOnly = Annotated[
     bool,
     Form(
@@ -457,21 +465,30 @@ def reference_image(
     sample_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     actor: Operator,
     core: Core,
+    view: ViewQuery = False,
 ) -> Response:
     """A kept enrolment image, for adjudicating a lead (reviewers; audited)."""
-    data = core.reference_image(actor, gallery, subject_id, sample_id)
-    return Response(data, media_type="application/octet-stream")
+    return image_response(core.reference_image(actor, gallery, subject_id, sample_id), view)
 
 
 @router.get(
     "/encounters/{encounter_id}/probe-images/{item}", response_class=Response, tags=["encounters"]
 )
 def probe_image(
-    encounter_id: str, item: Annotated[int, Path(ge=1, le=100)], actor: Operator, core: Core
+    encounter_id: str,
+    item: Annotated[int, Path(ge=1, le=100)],
+    actor: Operator,
+    core: Core,
+    view: ViewQuery = False,
 ) -> Response:
     """A kept probe image of a search (item 1 is its first capture; reviewers; audited)."""
-    data = core.probe_image(actor, encounter_id, item)
-    return Response(data, media_type="application/octet-stream")
+    return image_response(core.probe_image(actor, encounter_id, item), view)
+
+
+def image_response(data: bytes, view: bool) -> Response:
+    """A kept image: its bytes as kept, or (``view``) as a browser can show them."""
+    content, media_type = for_browser(data) if view else (data, media_type_of(data))
+    return Response(content, media_type=media_type)
 
 
 class UpgradeIn(BaseModel):

@@ -84,7 +84,7 @@ async function showReview(encounterId) {
   ].flatMap(([t, v]) => [element("dt", { text: t }), element("dd", { text: v })]));
   const probe = element("figure", {}, element("figcaption", { text: "Probe (the capture searched)" }));
   if (encounter.probe_image_kept) {
-    probe.append(element("img", { class: "photo", id: "probe-photo", alt: "Probe photo of this search", src: await imageUrl(`/encounters/${encounterId}/probe-images/1`) }));
+    probe.append(element("img", { class: "photo", id: "probe-photo", alt: "Probe photo of this search", src: await imageUrl(`/encounters/${encounterId}/probe-images/1?view=true`) }));
   } else {
     probe.append(element("p", { class: "hint", text: "The gallery's policy did not keep the probe photo." }));
   }

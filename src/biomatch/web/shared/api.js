@@ -51,8 +51,9 @@ export async function api(path, options) {
 
 // An image the API serves (reference or probe photo) as an object URL for an <img>.
 export async function imageUrl(path) {
-  const data = await (await request(path)).arrayBuffer();
-  return URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
+  const response = await request(path);
+  const type = response.headers.get("Content-Type") || "image/jpeg";
+  return URL.createObjectURL(new Blob([await response.arrayBuffer()], { type }));
 }
 
 // True for a failure of the network (offline), not an answer from the service.
