@@ -116,6 +116,23 @@ def test_the_gate_names_what_is_wrong_with_a_photo() -> None:
         assert message.endswith(".") and len(message) > 20, name
 
 
+def skin_photo(white_patch: bool = False) -> np.ndarray:
+    """The synthetic finger in colour under a torch: the red channel saturated over the whole
+    finger, the ridges in green and blue; optionally a specular spot inside the finger (a
+    fifth of it), white in every channel."""
+    ridges = finger_photo().astype(np.float32)
+    inside = ridges > 10
+    rgb = np.stack([np.where(inside, 255.0, 10.0), ridges * 0.8, ridges * 0.6], axis=-1)
+    if white_patch:
+        rgb[240:360, 200:600] = 255.0  # rows 150-450 and columns 0-630 are the finger
+    return rgb.astype(np.uint8)
+
+
+def test_glare_is_white_in_every_channel_not_a_saturated_red_channel() -> None:
+    assert contactless_quality.GLARE not in failed(skin_photo())
+    assert contactless_quality.GLARE in failed(skin_photo(white_patch=True))
+
+
 def test_a_photo_the_service_will_refuse_skips_the_minutiae(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -182,7 +182,7 @@ class ContactlessQualityConfig(BaseModel):
         description="Least share of pattern power at the ridge frequency (focus, blur).",
     )
     max_clipped_fraction: float = Field(
-        0.08, description="Most finger pixels clipped white (glare)."
+        0.08, description="Most finger pixels clipped white in the grey image (glare)."
     )
     min_brightness: float = Field(40.0, description="Darkest accepted median finger grey level.")
     min_minutiae: int = Field(12, description="Fewest minutiae a usable capture yields.")
