@@ -244,6 +244,24 @@ def test_a_four_finger_photo_splits_into_labelled_fingertips(hand: str) -> None:
         assert part.image.shape[0] > part.image.shape[1] * 0.8
 
 
+def test_a_skin_coloured_surface_touching_the_hand_is_not_taken_for_it() -> None:
+    photo = hand_photo("left")
+    for number, length in enumerate((700, 740, 600)):  # fingers touching, a thin crease
+        top = 150 + number * 150
+        photo[top + 140 : top + 160, : length - 40] = (200, 140, 120)
+        photo[top + 148 : top + 152, : length - 40] = (170, 115, 100)
+    photo[740:] = (165, 140, 90)  # a wooden desk under the little finger, to the far edge
+    noise = np.random.default_rng(2).integers(-3, 4, photo.shape)
+    photo = np.clip(photo.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    mask = four_finger.skin_mask(photo)
+    assert mask[225, 300] and mask[675, 300]  # the index and the little finger
+    assert not mask[800:, 900:].any()  # the desk, which reaches the photo's right edge
+    parts = four_finger.split_four_fingers(photo, "left")
+    for number, (part, tip) in enumerate(zip(parts, (769, 849, 809, 669), strict=True)):
+        left, top, right, bottom = part.region
+        assert left <= tip <= right and top <= 225 + number * 150 <= bottom, part.region
+
+
 def test_a_photo_without_four_fingers_is_refused_with_a_reason() -> None:
     plugin = load_modality("finger-contactless", Settings())
     blank = np.full((600, 800, 3), 128, np.uint8)
