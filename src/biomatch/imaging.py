@@ -16,6 +16,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from biomatch.errors import EmptyUpload, ImageTooLarge, InvalidImage
 
+# What PIL raises for bytes it cannot read as an image (UnidentifiedImageError is an OSError).
+UNREADABLE = (OSError, SyntaxError, ValueError)
+
 
 def decode_image(
     data: bytes,
@@ -53,7 +56,7 @@ def decode_image(
         raise ImageTooLarge(f"The image has too many pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise InvalidImage("The upload is not an image in a supported format.") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except UNREADABLE as exc:
         raise InvalidImage(f"The image could not be decoded: {exc}") from exc
     return np.asarray(rgb, dtype=np.uint8)
 
@@ -113,7 +116,7 @@ def media_type_of(data: bytes) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return Image.MIME.get(image.format or "", UNKNOWN_MEDIA_TYPE)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except UNREADABLE:
         return UNKNOWN_MEDIA_TYPE
 
 
@@ -130,7 +133,7 @@ def for_browser(data: bytes) -> tuple[bytes, str]:
             dpi = image.info.get("dpi")
             pixels.save(buffer, format="PNG", **({"dpi": dpi} if dpi else {}))
             return buffer.getvalue(), "image/png"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except UNREADABLE:
         return data, UNKNOWN_MEDIA_TYPE
 
 

@@ -92,4 +92,5 @@ def candidate_reference_image(
 ) -> Response:
     """A candidate's kept enrolment photo (its reviewers, and the searcher; audited), as a
     browser can show it (a contact scanner's TIFF as a PNG of the same pixels)."""
-    return image_response(core.candidate_reference_image(actor, encounter_id, subject_id), True)
+    data = core.candidate_reference_image(actor, encounter_id, subject_id)
+    return image_response(data, view=True)

@@ -468,7 +468,7 @@ def reference_image(
     view: ViewQuery = False,
 ) -> Response:
     """A kept enrolment image, for adjudicating a lead (reviewers; audited)."""
-    return image_response(core.reference_image(actor, gallery, subject_id, sample_id), view)
+    return image_response(core.reference_image(actor, gallery, subject_id, sample_id), view=view)
 
 
 @router.get(
@@ -482,10 +482,10 @@ def probe_image(
     view: ViewQuery = False,
 ) -> Response:
     """A kept probe image of a search (item 1 is its first capture; reviewers; audited)."""
-    return image_response(core.probe_image(actor, encounter_id, item), view)
+    return image_response(core.probe_image(actor, encounter_id, item), view=view)
 
 
-def image_response(data: bytes, view: bool) -> Response:
+def image_response(data: bytes, *, view: bool) -> Response:
     """A kept image: its bytes as kept, or (``view``) as a browser can show them."""
     content, media_type = for_browser(data) if view else (data, media_type_of(data))
     return Response(content, media_type=media_type)

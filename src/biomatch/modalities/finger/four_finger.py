@@ -146,8 +146,7 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
 
 def _second_edge_cover(mask: np.ndarray) -> float:
     """How much of the photo's second most covered edge the mask covers."""
-    edges = sorted((mask[0].mean(), mask[-1].mean(), mask[:, 0].mean(), mask[:, -1].mean()))
-    return float(edges[-2])
+    return sorted(_edge_cover(mask).values())[-2]
 
 
 def _own_colours(rgb: np.ndarray, mask: np.ndarray, cr: np.ndarray) -> np.ndarray:
@@ -179,13 +178,19 @@ def _reduced(image: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _turns_fingers_up(mask: np.ndarray) -> int:
     """Quarter turns that put the edge the hand enters from (most covered) at the bottom."""
-    cover = {
-        0: mask[-1, :].mean(),  # bottom edge: fingers already point up
-        1: mask[:, 0].mean(),  # left edge: one counter-clockwise turn brings it down
-        2: mask[0, :].mean(),
-        3: mask[:, -1].mean(),
-    }
+    cover = _edge_cover(mask)
     return max(cover, key=lambda turns: cover[turns])
+
+
+def _edge_cover(mask: np.ndarray) -> dict[int, float]:
+    """The share of each edge of the photo the mask covers, by the quarter turns (np.rot90)
+    that bring that edge to the bottom."""
+    return {
+        0: float(mask[-1, :].mean()),  # bottom edge: fingers already point up
+        1: float(mask[:, 0].mean()),  # left edge: one counter-clockwise turn brings it down
+        2: float(mask[0, :].mean()),
+        3: float(mask[:, -1].mean()),
+    }
 
 
 def _finger_width(mask: np.ndarray, top: int, left: int, right: int) -> float:
