@@ -270,3 +270,20 @@ def test_a_photo_without_four_fingers_is_refused_with_a_reason() -> None:
     assert refused.value.details["reasons"][0]["name"] == "fingers_found"
     with pytest.raises(InvalidRequest):
         plugin.split_capture(blank, "four_finger", "middle")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        np.full((600, 800), 128, np.uint8),  # a grey photo, as a 2-D array
+        cv2.cvtColor(hand_photo("left"), cv2.COLOR_RGB2GRAY),  # a hand, in grey
+        np.full((1, 3000, 3), (200, 140, 120), np.uint8),  # a line of skin colour
+        np.full((40, 40, 3), (200, 140, 120), np.uint8),  # too small to show four fingers
+    ],
+    ids=["grey", "grey-hand", "one-row", "tiny"],
+)
+def test_a_photo_that_cannot_show_four_fingers_is_refused_not_a_crash(photo: np.ndarray) -> None:
+    plugin = load_modality("finger-contactless", Settings())
+    with pytest.raises(QualityRejected) as refused:
+        plugin.split_capture(photo, "four_finger", "left")  # type: ignore[attr-defined]
+    assert refused.value.details["reasons"][0]["name"] == "fingers_found"

@@ -121,6 +121,12 @@ def test_synthetic_non_face_is_rejected_with_named_reasons(
     assert "No face found" in exc.value.details["reasons"][0]["message"]
 
 
+def test_a_photo_too_thin_to_scale_down_has_no_face(sface: SFaceModality) -> None:
+    capture = sface.analyse(np.zeros((1, 3000, 3), np.uint8))  # one row: it scales to none
+    assert not capture.has_subject
+    assert capture.quality.passed is False
+
+
 def test_blur_and_exposure_are_named(
     sface: SFaceModality, settings: Settings, grace_hopper: bytes
 ) -> None:

@@ -26,6 +26,7 @@ FOUR_FINGER = "four_finger"
 # ANSI/NIST finger position codes, index to little.
 POSITIONS = {"right": (2, 3, 4, 5), "left": (7, 8, 9, 10)}
 WORK_SIDE = 512  # the mask is found on a copy this long
+MIN_SIDE_PX = 64  # a photo narrower than this cannot show four fingertips
 TIP_LENGTH_WIDTHS = 1.6
 OUTER_REACH_PITCHES = 1.3  # the index and little finger strips reach this far outwards
 PAINT = (128, 128, 128)  # neutral grey: no skin colour, so the fingertip mask ignores it
@@ -48,7 +49,10 @@ class HandLayout:
 
 def split_four_fingers(image: np.ndarray, hand: str) -> list[CapturePart]:
     """The four fingertips (index, middle, ring, little), tip up; fewer where they were not
-    all found (the caller names that a segmentation failure)."""
+    all found (the caller names that a segmentation failure). A grey photo is read as colour
+    with equal channels, as the service decodes it: it shows no skin colour."""
+    if image.ndim == 2:
+        image = np.repeat(image[..., np.newaxis], 3, axis=2)
     layout = find_fingertips(image)
     if layout is None:
         return []
@@ -80,7 +84,9 @@ def split_four_fingers(image: np.ndarray, hand: str) -> list[CapturePart]:
 
 
 def find_fingertips(image: np.ndarray) -> HandLayout | None:
-    small, _ = _reduced(image)
+    if min(image.shape[:2]) < MIN_SIDE_PX:
+        return None
+    small = _reduced(image)
     mask = skin_mask(small)
     if mask.sum() < 0.03 * mask.size:
         return None
@@ -170,10 +176,10 @@ def _own_colours(rgb: np.ndarray, mask: np.ndarray, cr: np.ndarray) -> np.ndarra
     return hand if hand.any() else mask
 
 
-def _reduced(image: np.ndarray) -> tuple[np.ndarray, float]:
+def _reduced(image: np.ndarray) -> np.ndarray:
     scale = WORK_SIDE / max(image.shape[:2])
-    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-    return cv2.resize(image[..., :3], size, interpolation=cv2.INTER_AREA), scale
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image[..., :3], size, interpolation=cv2.INTER_AREA)
 
 
 def _turns_fingers_up(mask: np.ndarray) -> int:

@@ -114,6 +114,8 @@ class YuNetDetector:
         ``scale``, in ``bgr``'s coordinates."""
         left, top, right, bottom = crop or (0, 0, bgr.shape[1], bgr.shape[0])
         part = bgr[top:bottom, left:right]
+        if round(min(part.shape[:2]) * scale) < 1:  # a side scales to nothing: no face fits
+            return []
         if scale < 1.0:
             part = cv2.resize(part, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         self._net.setInputSize((part.shape[1], part.shape[0]))
