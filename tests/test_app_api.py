@@ -162,6 +162,34 @@ def test_quality_check_of_a_four_finger_photo_needs_its_hand(
     assert response.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("POST", "/v1/quality-check", "image"),
+        ("POST", "/v1/galleries/ops/identify", "image"),
+        ("POST", "/v1/galleries/ops/identify-fused", "fingers"),
+    ],
+)
+def test_a_hand_without_a_four_finger_layout_is_refused(
+    service: Service, method: str, path: str, field: str
+) -> None:
+    """A hand without layout=four_finger would take a photo of four fingers as one
+    fingertip: the request is refused, with the fix."""
+    blank = io.BytesIO()
+    Image.new("RGB", (600, 800), (128, 128, 128)).save(blank, "PNG")
+    response = service.call(
+        "field_operator",
+        method,
+        path,
+        data={"modality": "finger", "capture": "contactless", "hand": "left", **SEARCH},
+        files={field: ("hand.png", blank.getvalue(), "image/png")},
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert "layout=four_finger" in error["message"]
+
+
 def test_a_face_capture_has_no_four_finger_layout(service: Service) -> None:
     response = service.call(
         "field_operator",

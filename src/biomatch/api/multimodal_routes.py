@@ -88,7 +88,7 @@ async def _finger_items(
         )
     codes = positions or [0] * len(fingers)
     return [
-        ProbeItem("finger", await read_upload(upload, core), code, plugin=plugin)
+        ProbeItem("finger", await read_upload(upload, core), code, plugin=plugin, hand=how.hand)
         for upload, code in zip(fingers, codes, strict=True)
     ]
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from biomatch.accountability.policy import GalleryPolicy
 from biomatch.accountability.principal import Principal
 from biomatch.accountability.roles import MATRIX, Action
+from biomatch.core.probe import check_split_request
 from biomatch.core.state import DEFAULT_MODALITY, CoreState
 from biomatch.errors import QualityRejected
 from biomatch.extraction import assess
@@ -45,6 +46,7 @@ class CaptureAPI(CoreState):
         part, as a search would use it. Nothing is searched, templated or kept; the check
         is audited (its verdict and the capture's hash, never the image)."""
         actor.require(Action.CAPTURE_CHECK)
+        check_split_request(layout, hand)
         plugin = self.modality(modality)
         if layout is None:
             verdict = self._check_whole(image, plugin, primary_only)

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from biomatch.errors import InvalidRequest
+
+
+def check_split_request(layout: str | None, hand: str | None) -> None:
+    """A hand names the hand of a split capture: without a layout it would be ignored, and a
+    photo of four fingers taken as one fingertip, so the request is refused."""
+    if hand is not None and layout is None:
+        raise InvalidRequest(
+            "hand is for a split capture: add layout=four_finger, or leave hand out for one "
+            "fingertip.",
+            hand=hand,
+        )
+
 
 @dataclass(frozen=True)
 class ProbeItem:
@@ -22,3 +35,6 @@ class ProbeItem:
     hand: str | None = None
     region: tuple[int, int, int, int] | None = None
     split_of: int | None = None
+
+    def __post_init__(self) -> None:
+        check_split_request(self.layout, self.hand)

@@ -191,6 +191,7 @@ class CoreState:
                         image=image,
                         position=part.position,
                         layout=None,
+                        hand=None,  # the part is one fingertip: its position names the hand
                         region=part.region,
                         split_of=number,
                     )
