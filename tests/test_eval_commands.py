@@ -174,3 +174,27 @@ def test_folder_on_a_real_lfw_slice(tmp_path: Path) -> None:
     assert report["rank1"] >= 0.9
     assert report["failures_to_enrol"] == 0
     assert report["operating_point"]["source"].startswith("model calibration")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "zz_hand: a hand's folder name ends _left or _right"),
+        (["--reference-glob", "ct_*"], "--reference-glob does not apply"),
+        (["--label-regex", "^(x)"], "--label-regex does not apply"),
+        (["--probe-glob", "nothing*"], "no photos in hand sub-folders"),
+    ],
+)
+def test_a_four_finger_folder_that_cannot_be_evaluated_fails_before_any_photo(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    for hand in ("aa_left", "zz_hand"):  # the bad name sorts last: found before extraction
+        (tmp_path / hand).mkdir()
+        Image.new("RGB", (64, 64), (200, 140, 120)).save(tmp_path / hand / "cap1.png")
+    args = ["eval", "folder", str(tmp_path), "--modality", "finger", "--capture", "contactless"]
+    result = runner.invoke(
+        app, [*args, "--layout", "four_finger", "--json", str(tmp_path / "o.json"), *extra]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in " ".join((result.stdout + result.stderr).split())
+    assert "photos:" not in result.stderr  # no photo was split

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from biomatch.cli.common import console, print_result, reports_errors
 from biomatch.config import Settings
+from biomatch.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from biomatch.calibration import ScoreCalibration
@@ -180,6 +181,11 @@ def eval_folder(
     keys = [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"]
     run: Run = lambda: runs.evaluate_folder(folder, settings, options)  # noqa: E731
     if layout is not None:
+        if reference_glob is not None:
+            raise InvalidRequest(
+                f"--layout {layout} compares the photos of hands among themselves: "
+                "--reference-glob does not apply."
+            )
         keys = [
             *FLAT_KEYS,
             "segmentation_failures",

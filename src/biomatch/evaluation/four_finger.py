@@ -60,7 +60,15 @@ def evaluate(
     plugin = load_modality(options.modality, settings)
     if not isinstance(plugin, MultiCapture) or layout not in plugin.capture_layouts:
         raise dataset.DatasetError(f"the {options.modality} plug-in does not split {layout!r}")
-    labels = dataset.label_folder(root, None)
+    if options.label_regex is not None:
+        raise dataset.DatasetError(
+            "a four-finger folder names its hands by sub-folder: --label-regex does not apply"
+        )
+    labels = dataset.label_folder(root, None, options.file_glob)
+    if not labels:
+        raise dataset.DatasetError(f"{root}: no photos in hand sub-folders (..._left, ..._right)")
+    for folder in sorted(set(labels.values())):
+        hand_of(folder)  # every hand named before a photo is extracted
     photos = [_photo(root, key, folder, plugin, settings, layout) for key, folder in tqdm(
         sorted(labels.items()), desc="photos"
     )]  # fmt: skip
