@@ -198,3 +198,42 @@ def test_a_four_finger_folder_that_cannot_be_evaluated_fails_before_any_photo(
     assert result.exit_code == 2, result.output
     assert message in " ".join((result.stdout + result.stderr).split())
     assert "photos:" not in result.stderr  # no photo was split
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "folder", "{d}", "--label-regex", "(", "--json", "{d}/o.json"], "missing )"),
+        (["eval", "folder", "{d}", "--label-regex", "^s", "--json", "{d}/o.json"], "no group"),
+        (["eval", "fvc", "{d}/a_left", "--json", "{d}/o.json"], "0 mated and 0 non-mated"),
+        (["eval", "fvc", "{d}/empty", "--json", "{d}/o.json"], "holds no fingerprint images"),
+        (["calibrate-finger", "{d}/a_left"], "too few to calibrate"),
+        (["calibrate-contactless", "contactless:{d}:*.png"], "too few to calibrate"),
+        (["eval", "folder", "{d}", "--json", "{d}/o.json"], "1 mated and 0 non-mated"),
+        (["eval", "pairs", "{d}/p.csv", "--root", "{d}", "--json", "{d}/o.json"], "1 mated and 0"),
+    ],
+    ids=[
+        "bad-regex",
+        "no-group",
+        "fvc-one-image",
+        "fvc-empty",
+        "calibrate-finger",
+        "too-few",
+        "folder-one-image",
+        "pairs-mated-only",
+    ],
+)
+def test_data_a_command_cannot_use_ends_it_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "a_left").mkdir()
+    (tmp_path / "empty").mkdir()
+    Image.new("RGB", (64, 64), (200, 140, 120)).save(tmp_path / "a_left" / "s1.png")
+    Image.new("RGB", (64, 64), (190, 140, 120)).save(tmp_path / "a_left" / "s2.png")
+    (tmp_path / "p.csv").write_text("img_a,img_b,same_identity\na_left/s1.png,a_left/s2.png,1\n")
+    result = runner.invoke(app, [arg.format(d=tmp_path) for arg in args])
+    assert result.exit_code == 2, result.output
+    last = result.stderr.splitlines()[-1]  # after any progress bar
+    assert last.startswith("error [invalid_dataset]: "), result.stderr
+    assert message in last
+    assert "Traceback" not in result.stderr

@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from biomatch.errors import ModelUnavailable
+from biomatch.errors import InvalidDataset, ModelUnavailable
+
+MIN_IMPOSTOR_SCORES = 100  # with fewer the tail has no point at FMR 1e-2
+
+
+class TooFewImpostorScores(InvalidDataset):
+    """The data gave too few impostor scores to calibrate a model."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,10 @@ class ScoreCalibration:
     ) -> ScoreCalibration:
         ordered = np.sort(np.asarray(impostor, dtype=np.float64))[::-1]
         n = ordered.size
-        if n < 100:
-            raise ValueError(f"{n} impostor scores are too few to calibrate.")
+        if n < MIN_IMPOSTOR_SCORES:
+            raise TooFewImpostorScores(
+                f"{n} impostor scores are too few to calibrate (at least {MIN_IMPOSTOR_SCORES})."
+            )
         min_fmr = 1.0 / n
         levels = np.logspace(0, np.log10(min_fmr), points)
         # threshold for level f: the score of the ceil(f*n)-th highest impostor.

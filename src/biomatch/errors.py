@@ -21,6 +21,14 @@ class BioMatchError(Exception):
         return body
 
 
+class InvalidDataset(BioMatchError, ValueError):
+    """Evaluation or calibration data that does not follow its documented layout, or is too
+    small for what was asked (the message says where)."""
+
+    code = "invalid_dataset"
+    http_status = 422
+
+
 class InvalidImage(BioMatchError):
     code = "invalid_image"
     http_status = 400

@@ -91,7 +91,7 @@ def print_result(result: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> No
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """One plain line on stderr; raise what this returns to end the command with ``code``."""
-    console.print(message, highlight=False, markup=False)
+    console.print(message, highlight=False, markup=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -113,7 +113,7 @@ def eval_pairs(
     options = runs.RunOptions(
         modality, workers, cache, groups, label_regex, bootstrap=bootstrap, seed=seed
     )
-    result, figures = _evaluation(lambda: runs.evaluate_pairs(csv_file, root, Settings(), options))
+    result, figures = runs.evaluate_pairs(csv_file, root, Settings(), options)
     report.write(result, json_out, html_out, figures)
     _print_headline(json_out, result, FLAT_KEYS)
 
@@ -203,7 +203,7 @@ def eval_folder(
         options = replace(options, modality=modality, file_glob=None)
         keys = FLAT_KEYS
         run = lambda: contactless.evaluate_cross(folder, settings, options, cross)  # noqa: E731
-    result, figures = _evaluation(run)
+    result, figures = run()
     report.write(result, json_out, html_out, figures)
     _print_headline(json_out, result, keys)
 
@@ -298,27 +298,10 @@ def calibrate_contactless(
     """Regenerate the contactless finger calibrations (contactless-contactless and
     contactless-contact) from the impostor pairs of the sources."""
     from biomatch.evaluation import contactless
-    from biomatch.evaluation.dataset import DatasetError
 
-    try:
-        same, cross = contactless.calibrate(sources, Settings(), workers=workers, cache=cache)
-    except DatasetError as exc:
-        console.print(f"error [invalid_dataset]: {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
+    same, cross = contactless.calibrate(sources, Settings(), workers=workers, cache=cache)
     _save_calibration(same, None, (1e-2, 1e-3))
     _save_calibration(cross, None, (1e-2, 1e-3))
-
-
-def _evaluation(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Data-layout errors end like any other bad input (one line, exit code 2)."""
-    from biomatch.evaluation.dataset import DatasetError
-
-    try:
-        return run()
-    except DatasetError as exc:
-        message = f"error [invalid_dataset]: {exc}"
-        console.print(message, highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 def _save_calibration(

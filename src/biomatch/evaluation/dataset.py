@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from biomatch.batch import extract_files
 from biomatch.config import Settings
+from biomatch.errors import InvalidDataset
 from biomatch.index import create_index, search_subjects
 from biomatch.modalities import Modality, load_modality
 
@@ -32,7 +33,7 @@ TRUE_WORDS = {"1", "true", "yes", "y", "same", "t"}
 FALSE_WORDS = {"0", "false", "no", "n", "different", "f"}
 
 
-class DatasetError(ValueError):
+class DatasetError(InvalidDataset):
     """The data does not follow the documented layout (message says where)."""
 
 
@@ -76,7 +77,7 @@ def label_folder(
 def subjects_of(keys: Iterable[str], label_regex: str | None) -> dict[str, str | None]:
     """Subject of each image key: its first folder, or with a regex the first group (or
     the group named ``subject``) matched in the file name; None where there is none."""
-    pattern = re.compile(label_regex) if label_regex else None
+    pattern = _label_pattern(label_regex) if label_regex else None
     subjects: dict[str, str | None] = {}
     for key in keys:
         parts = key.split("/")
@@ -86,6 +87,19 @@ def subjects_of(keys: Iterable[str], label_regex: str | None) -> dict[str, str |
         match = pattern.search(parts[-1])
         subjects[key] = (match.groupdict().get("subject") or match.group(1)) if match else None
     return subjects
+
+
+def _label_pattern(label_regex: str) -> re.Pattern[str]:
+    try:
+        pattern = re.compile(label_regex)
+    except re.error as error:
+        raise DatasetError(f"label regex {label_regex!r}: {error}") from None
+    if not pattern.groups:
+        raise DatasetError(
+            f"label regex {label_regex!r} has no group: the subject is its first group, "
+            "or the group named 'subject', e.g. '^(\\d+)_'"
+        )
+    return pattern
 
 
 def images_under(root: Path) -> list[Path]:

@@ -44,7 +44,7 @@ class FingerSet:
 def image_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"{folder} holds no fingerprint images.")
+        raise dataset.DatasetError(f"{folder} holds no fingerprint images.")
     return files
 
 
@@ -122,6 +122,11 @@ def evaluate(
     fingers = extract_set(folder, settings, workers, cache)
     scored = pair_scores(plugin, fingers)
     genuine, impostor = scored.genuine, scored.impostor
+    if not (genuine.size and impostor.size):
+        raise dataset.DatasetError(
+            f"{folder}: {genuine.size} mated and {impostor.size} non-mated pairs; an FVC set "
+            "needs two or more impressions of each of two or more fingers (NNN_I files)"
+        )
     eer, eer_threshold = metrics.eer(genuine, impostor)
     timed = np.array(fingers.seconds or [np.nan]) * 1000.0
     return {

@@ -50,9 +50,11 @@ def read_pairs(path: Path) -> list[Pair]:
                 Pair(fold, _image_id(fields[0], fields[1]), _image_id(fields[2], fields[3]), False)
             )
         else:
-            raise ValueError(f"{path}: line {row + 2} is not an LFW pair: {line!r}")
+            raise dataset.DatasetError(f"{path}: line {row + 2} is not an LFW pair: {line!r}")
     if len(pairs) != folds * 2 * per_class:
-        raise ValueError(f"{path}: expected {folds * 2 * per_class} pairs, found {len(pairs)}")
+        raise dataset.DatasetError(
+            f"{path}: expected {folds * 2 * per_class} pairs, found {len(pairs)}"
+        )
     return pairs
 
 

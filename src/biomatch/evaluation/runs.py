@@ -176,6 +176,11 @@ def verification_part(
     """Adds the verification numbers (flat, as the issue's JSON keys) and returns plots."""
     genuine = comparisons.scores[comparisons.same]
     impostor = comparisons.scores[~comparisons.same]
+    if not (genuine.size and impostor.size):
+        raise dataset.DatasetError(
+            f"{genuine.size} mated and {impostor.size} non-mated comparisons: a verification "
+            "needs both (two or more subjects, and a subject with two or more images)"
+        )
     threshold, source = thresholds(plugin, settings, calibration)["verify"]
     firsts = [a for a, _ in comparisons.pairs]
     clusters = None
