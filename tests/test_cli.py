@@ -342,3 +342,48 @@ def test_db_upgrade_never_prints_a_database_password() -> None:
 
     shown = shown_url("postgresql+psycopg://biomatch:s3cret@db.example/biomatch")
     assert "s3cret" not in shown and shown.endswith("@db.example/biomatch")
+
+
+RIDGEBASE = SHARED / "finger" / "ridgebase_samples" / "fingertips"
+
+
+def test_a_contactless_photo_searches_contact_prints_from_the_cli(data_dir: str) -> None:
+    """--capture contactless on enrol, identify and verify, as capture=contactless on the
+    HTTP routes; --layout and --hand refused where they do not fit, in one line."""
+    prints = shared_file(RIDGEBASE)
+    admin, enroller = token(data_dir, "ada", "admin"), token(data_dir, "eve", "enroller")
+    field = token(data_dir, "fay", "field_operator")
+    as_field = ("--token", field, "--data-dir", data_dir)
+    code, _, err = run("gallery", "create", "g", "--preset", "investigations", "--token", admin,
+                       "--data-dir", data_dir)  # fmt: skip
+    assert code == 0, err
+    mate = "10727_left_middle"
+    for finger in (mate, "10727_left_index", "11826_left_little"):
+        contact = sorted((prints / finger).glob("ct_*"))[0]
+        code, _, err = run("enrol", "g", finger, str(contact), "--modality", "finger",
+                           "--token", enroller, "--data-dir", data_dir)  # fmt: skip
+        assert code == 0, err
+    photo = str(sorted((prints / mate).glob("cl_*"))[0])
+    finger = ("--modality", "finger", "--capture", "contactless")
+    code, out, err = run("identify", "g", photo, *finger, *SEARCH, "--case-reference", "C-1",
+                         *as_field)  # fmt: skip
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["candidates"][0]["subject_id"] == mate
+    assert found["models"][0]["model_id"] == "contactless-leader-lnm"
+    code, out, err = run("verify", "g", mate, photo, *finger, *SEARCH, "--case-reference", "C-1",
+                         *as_field)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["decision"] == "match"
+    for extra, says in (
+        (("--layout", "four_finger"), "hand=left or hand=right"),
+        (("--hand", "left"), "layout=four_finger"),
+    ):
+        code, out, err = run("identify", "g", photo, *finger, *extra, *SEARCH,
+                             "--case-reference", "C-1", *as_field)  # fmt: skip
+        assert code == 2 and out == "", err
+        assert err.startswith("error [invalid_request]: ") and says in err, err
+        assert err.count("\n") == 1
+    code, _, err = run("identify", "g", photo, "--modality", "finger", "--capture", "x", *SEARCH,
+                       "--case-reference", "C-1", *as_field)  # fmt: skip
+    assert code == 2 and "'x'" in err

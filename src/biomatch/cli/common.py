@@ -37,6 +37,17 @@ Purpose = Annotated[str, typer.Option(help="Why this search is made (a configure
 Authority = Annotated[str, typer.Option(help="The law, warrant or mandate relied on.")]
 CaseRef = Annotated[str | None, typer.Option(help="Case reference, where the gallery needs one.")]
 ModalityOption = Annotated[str, typer.Option("--modality", help="face or finger.")]
+CaptureOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Finger capture kind: contact (scanner, the default) or contactless (photo)."
+    ),
+]
+LayoutOption = Annotated[
+    str | None,
+    typer.Option(help="four_finger: a photo of the four fingers of one hand (with --hand)."),
+]
+HandOption = Annotated[str | None, typer.Option(help="left or right: a four_finger photo's hand.")]
 RayOption = Annotated[bool, typer.Option("--ray", help="Run as a Ray job (a local Ray).")]
 RayAddress = Annotated[
     str | None, typer.Option(help="Join this Ray cluster ('auto', 'ray://host:10001').")

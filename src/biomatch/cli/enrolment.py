@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from biomatch.batch import FileResult, extract_files, images_by_subject
 from biomatch.cli.common import (
+    CaptureOption,
     DataDir,
     ModalityOption,
     PrimaryFace,
@@ -46,6 +47,7 @@ def enrol(
     subject_id: str,
     images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
     modality: ModalityOption = "face",
+    capture: CaptureOption = None,
     primary_face: PrimaryFace = False,
     add: Annotated[bool, typer.Option(help="Add samples to an existing subject.")] = False,
     consent_notice: Annotated[str | None, typer.Option(help="Consent notice version.")] = None,
@@ -63,7 +65,7 @@ def enrol(
         gallery,
         subject_id,
         data,
-        modality,
+        core.plugin_for_capture(modality, capture),
         primary_only=primary_face,
         add_to_existing=add,
         consent=consent,
@@ -84,6 +86,7 @@ def enrol_bulk(
     gallery: str,
     folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
     modality: ModalityOption = "face",
+    capture: CaptureOption = None,
     workers: Annotated[int, typer.Option(min=1)] = 2,
     primary_face: PrimaryFace = False,
     report: Annotated[Path | None, typer.Option(help="Write every rejection as JSON.")] = None,
@@ -96,6 +99,7 @@ def enrol_bulk(
     With --ray: a Ray job that skips subjects already enrolled (resumable)."""
     core, actor = session(data_dir, token)
     core.get_gallery(actor, gallery)
+    modality = core.plugin_for_capture(modality, capture)
     if ray or ray_address:
         result = _enrol_with_ray(core, actor, gallery, folder, modality, primary_face, ray_address)
         if report is not None:

@@ -9,8 +9,11 @@ import typer
 
 from biomatch.cli.common import (
     Authority,
+    CaptureOption,
     CaseRef,
     DataDir,
+    HandOption,
+    LayoutOption,
     ModalityOption,
     Purpose,
     Token,
@@ -32,6 +35,9 @@ def verify(
     authority: Authority,
     case_reference: CaseRef = None,
     modality: ModalityOption = "face",
+    capture: CaptureOption = None,
+    layout: LayoutOption = None,
+    hand: HandOption = None,
     primary_face: Annotated[bool, typer.Option()] = False,
     token: Token = None,
     data_dir: DataDir = None,
@@ -40,7 +46,15 @@ def verify(
     core, actor = session(data_dir, token)
     context = search_context(purpose, authority, case_reference)
     result = core.verify(
-        actor, gallery, subject_id, image.read_bytes(), context, modality, primary_only=primary_face
+        actor,
+        gallery,
+        subject_id,
+        image.read_bytes(),
+        context,
+        core.plugin_for_capture(modality, capture),
+        primary_only=primary_face,
+        layout=layout,
+        hand=hand,
     )
     print_result(result)
 
@@ -53,6 +67,9 @@ def identify(
     authority: Authority,
     case_reference: CaseRef = None,
     modality: ModalityOption = "face",
+    capture: CaptureOption = None,
+    layout: LayoutOption = None,
+    hand: HandOption = None,
     top_k: Annotated[int, typer.Option(min=1, max=100)] = 10,
     primary_face: Annotated[bool, typer.Option()] = False,
     token: Token = None,
@@ -66,8 +83,10 @@ def identify(
         gallery,
         image.read_bytes(),
         context,
-        modality,
+        core.plugin_for_capture(modality, capture),
         top_k=top_k,
         primary_only=primary_face,
+        layout=layout,
+        hand=hand,
     )
     print_result(result)
