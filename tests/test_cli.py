@@ -387,3 +387,26 @@ def test_a_contactless_photo_searches_contact_prints_from_the_cli(data_dir: str)
     code, _, err = run("identify", "g", photo, "--modality", "finger", "--capture", "x", *SEARCH,
                        "--case-reference", "C-1", *as_field)  # fmt: skip
     assert code == 2 and "'x'" in err
+
+
+def test_a_four_finger_photo_enrols_and_searches_from_the_cli(data_dir: str) -> None:
+    hand = shared_file(SHARED / "finger" / "ridgebase_samples" / "four_finger" / "22657_left")
+    admin, enroller = token(data_dir, "ada", "admin"), token(data_dir, "eve", "enroller")
+    field = token(data_dir, "fay", "field_operator")
+    code, _, err = run("gallery", "create", "g", "--preset", "investigations", "--token", admin,
+                       "--data-dir", data_dir)  # fmt: skip
+    assert code == 0, err
+    four = ("--modality", "finger", "--capture", "contactless", "--layout", "four_finger",
+            "--hand", "left")  # fmt: skip
+    code, out, err = run("enrol", "g", "hand", str(hand / "cap1_44F2KEOY.jpg"), *four,
+                         "--token", enroller, "--data-dir", data_dir)  # fmt: skip
+    assert code == 0, err
+    enrolled = json.loads(out)
+    assert len(enrolled["samples"]) + len(enrolled["left_out"]) == 4
+    probe = str(hand / "cap3_OO8ECAHB.jpg")
+    code, out, err = run("identify", "g", probe, *four, *SEARCH, "--case-reference", "C-1",
+                         "--token", field, "--data-dir", data_dir)  # fmt: skip
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["candidates"][0]["subject_id"] == "hand"
+    assert {item["position"] for item in found["probe_quality"]} == {7, 8, 9, 10}

@@ -17,6 +17,8 @@ from biomatch.batch import FileResult, extract_files, images_by_subject
 from biomatch.cli.common import (
     CaptureOption,
     DataDir,
+    HandOption,
+    LayoutOption,
     ModalityOption,
     PrimaryFace,
     RayAddress,
@@ -27,6 +29,7 @@ from biomatch.cli.common import (
     reports_errors,
     session,
 )
+from biomatch.core.probe import ProbeItem
 from biomatch.errors import BioMatchError
 
 if TYPE_CHECKING:
@@ -48,6 +51,8 @@ def enrol(
     images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
     modality: ModalityOption = "face",
     capture: CaptureOption = None,
+    layout: LayoutOption = None,
+    hand: HandOption = None,
     primary_face: PrimaryFace = False,
     add: Annotated[bool, typer.Option(help="Add samples to an existing subject.")] = False,
     consent_notice: Annotated[str | None, typer.Option(help="Consent notice version.")] = None,
@@ -56,20 +61,23 @@ def enrol(
     token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Enrol one subject from one or more images (all accepted, or none)."""
+    """Enrol one subject from one or more images (all accepted, or none; with --layout
+    four_finger, the fingertips of each photo that fail the gate are left out and listed)."""
     core, actor = session(data_dir, token)
     consent = _consent(consent_notice, consent_purpose, consent_days)
     data = [path.read_bytes() for path in images]
-    result = core.enrol(
-        actor,
-        gallery,
-        subject_id,
-        data,
-        core.plugin_for_capture(modality, capture),
-        primary_only=primary_face,
-        add_to_existing=add,
-        consent=consent,
-    )
+    plugin = core.plugin_for_capture(modality, capture)
+    if layout is None and hand is None:
+        result = core.enrol(
+            actor, gallery, subject_id, data, plugin,
+            primary_only=primary_face, add_to_existing=add, consent=consent,
+        )  # fmt: skip
+    else:  # split photos, as POST /galleries/{gallery}/fingers takes them
+        items = [ProbeItem(modality, image, plugin=plugin, layout=layout, hand=hand)
+                 for image in data]  # fmt: skip
+        result = core.enrol_probe_items(
+            actor, gallery, subject_id, items, add_to_existing=add, consent=consent
+        )
     print_result(result)
 
 
