@@ -532,7 +532,20 @@ def test_finger_capture_appears_with_the_contactless_plugin(browser: Any, live: 
             "Left little",
         ]  # fmt: skip (the hand sent: left-hand positions 7-10)
         assert all("No fingers found" in text for text in fingertips)
+        # Each fingertip's box is drawn on the photo, where the service found it.
+        expect(page.locator("#fingertip-boxes")).to_be_visible()
+        boxes = page.locator("#fingertip-boxes g")
+        assert boxes.count() == 4
+        drawn = boxes.evaluate_all("gs => gs.map(g => [g.getAttribute('class'), g.textContent])")
+        assert drawn == [["bad", "index"], ["bad", "middle"], ["bad", "ring"], ["bad", "little"]]
+        frame = page.locator("#still").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        view = page.locator("#fingertip-boxes").get_attribute("viewBox")
+        assert view == f"0 0 {frame[0]} {frame[1]}"  # in the photo's own pixels
+        first = page.locator("#fingertip-boxes rect").first
+        assert float(first.get_attribute("width") or 0) == frame[0] // 4
         check_screen(page, "phone-9-finger-quality")
+        page.get_by_role("button", name="Retake").click()
+        assert page.locator("#fingertip-boxes").is_hidden()
     finally:
         live.core._plugins["finger-contactless"] = real
     assert not page.errors, page.errors
@@ -585,6 +598,10 @@ def test_a_four_finger_search_says_which_fingertips_it_left_out(browser: Any, li
         page.get_by_role("button", name="Continue to capture").click()
         take_photo(page, live)
         page.get_by_text("Good capture: 2 of 4 fingertips usable").wait_for()
+        classes = page.locator("#fingertip-boxes g").evaluate_all(
+            "gs => gs.map(g => g.getAttribute('class'))"
+        )
+        assert classes == ["ok", "ok", "bad", "bad"]
         fingertips = page.locator("#fingertips li").all_inner_texts()
         assert [text.split(":")[1].strip()[:10] for text in fingertips] == [
             "usable.", "usable.", "not usable", "not usable"

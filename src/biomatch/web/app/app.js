@@ -228,6 +228,7 @@ async function showCapture() {
 function resetShot() {
   state.still = null;
   $("still").hidden = true;
+  drawFingertips(null);
   $("preview").hidden = false;
   $("shoot").hidden = false;
   $("shoot").disabled = false;
@@ -323,8 +324,39 @@ function partsList(parts) {
   return [element("ul", { id: "fingertips", "aria-label": "Fingertips" }, ...items)];
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgElement(tag, attributes, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+// Each fingertip's box on the photo, in the photo's pixels (the answer's width and height),
+// labelled with its finger: the operator sees which finger a reason is about.
+function drawFingertips(verdict) {
+  const boxes = $("fingertip-boxes");
+  const parts = (verdict && verdict.parts) || [];
+  boxes.replaceChildren();
+  const shown = Boolean(parts.length && verdict.width && verdict.height);
+  boxes.toggleAttribute("hidden", !shown); // an SVG element has no .hidden property
+  if (!shown) return;
+  boxes.setAttribute("viewBox", `0 0 ${verdict.width} ${verdict.height}`);
+  boxes.setAttribute("preserveAspectRatio", "xMidYMid slice");
+  const size = Math.round(Math.max(verdict.width, verdict.height) / 28);
+  for (const part of parts) {
+    const [left, top, right, bottom] = part.region;
+    const name = (FINGER_NAMES[part.position] || `Finger ${part.position}`).split(" ").pop();
+    boxes.append(svgElement("g", { class: part.passed ? "ok" : "bad", "data-position": part.position },
+      svgElement("rect", { x: left, y: top, width: right - left, height: bottom - top }),
+      svgElement("text", { x: left + size / 3, y: top + size * 1.1, "font-size": size }, name)));
+  }
+}
+
 function showQuality(verdict) {
   const parts = verdict.parts || [];
+  drawFingertips(verdict);
   if (verdict.passed) {
     const usable = parts.filter((part) => part.passed).length;
     const text = parts.length && usable < parts.length
