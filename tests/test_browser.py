@@ -625,6 +625,20 @@ def test_a_four_finger_search_says_which_fingertips_it_left_out(browser: Any, li
     left_out = cast(list[dict[str, Any]], latest.result["parts_left_out"])
     assert [part["position"] for part in left_out] == [9, 10]
     assert not page.errors, page.errors
+    # The reviewer sees what the search left out and, for a fused lead, each finger's evidence.
+    console = open_page(browser, live, TABLET, "/console/")
+    sign_in(console, live.tokens["reviewer"], "Reviewer or auditor token")
+    console.get_by_role("heading", name="Awaiting your review").wait_for()
+    console.locator("tr", has_text="prints").get_by_role("button", name="Review").click()
+    note = console.locator("#parts-left-out")
+    note.wait_for()
+    assert "Left ring" in note.inner_text() and "Left little" in note.inner_text()
+    evidence = console.locator(".candidate-card[data-subject='p101'] .evidence li")
+    assert [text.split(":")[0] for text in evidence.all_inner_texts()] == [
+        "Left index", "Left middle"
+    ]  # fmt: skip
+    check_screen(console, "tablet-console-6-four-finger-review")
+    assert not console.errors, console.errors
 
 
 # -- reviewers and the auditor ------------------------------------------------------------------

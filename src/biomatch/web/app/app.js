@@ -2,7 +2,7 @@
 // show the answer; captures taken offline wait in an encrypted queue.
 
 import { api, ApiError, forgetToken, imageUrl, isNetworkFailure, savedToken, saveToken } from "/shared/api.js";
-import { element, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
+import { element, fingerName, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
 import { closeCamera, grabFrame, openCamera, setTorch, torchSupported } from "./camera.js";
 import * as offline from "./queue.js";
 
@@ -21,9 +21,6 @@ const HEADLINES = {
   pitch_deg: "Head tilted",
   parts_passed: "Too few usable fingertips",
 };
-
-// ANSI/NIST finger position codes of a four-finger photo's fingertips.
-const FINGER_NAMES = { 2: "Right index", 3: "Right middle", 4: "Right ring", 5: "Right little", 7: "Left index", 8: "Left middle", 9: "Left ring", 10: "Left little" };
 
 // -- sign in --------------------------------------------------------------------------------
 
@@ -317,7 +314,7 @@ function reasonItem(reason) {
 function partsList(parts) {
   if (!parts.length) return [];
   const items = parts.map((part) => {
-    const name = FINGER_NAMES[part.position] || `Finger ${part.position}`;
+    const name = fingerName(part.position);
     if (part.passed) return element("li", { class: "ok" }, element("strong", { text: `${name}: ` }), "usable.");
     return element("li", {}, element("strong", { text: `${name}: ` }), `not usable. ${part.reasons.map((r) => r.message).join(" ")}`);
   });
@@ -347,7 +344,7 @@ function drawFingertips(verdict) {
   const size = Math.round(Math.max(verdict.width, verdict.height) / 28);
   for (const part of parts) {
     const [left, top, right, bottom] = part.region;
-    const name = (FINGER_NAMES[part.position] || `Finger ${part.position}`).split(" ").pop();
+    const name = fingerName(part.position).split(" ").pop();
     boxes.append(svgElement("g", { class: part.passed ? "ok" : "bad", "data-position": part.position },
       svgElement("rect", { x: left, y: top, width: right - left, height: bottom - top }),
       svgElement("text", { x: left + size / 3, y: top + size * 1.1, "font-size": size }, name)));
@@ -418,7 +415,7 @@ async function showResult(search, result) {
 function leftOutNote(result) {
   const left = (result.probe_quality || []).filter((q) => !q.passed);
   if (!left.length) return [];
-  const names = left.map((q) => (FINGER_NAMES[q.position] || `finger ${q.position}`).toLowerCase());
+  const names = left.map((q) => fingerName(q.position).toLowerCase());
   return [element("p", { class: "hint", id: "left-out", text: `Searched without the ${names.join(", ")} fingertip${left.length > 1 ? "s" : ""}: not usable in this photo.` })];
 }
 

@@ -2,7 +2,7 @@
 // its chain and read the transparency report. Nothing here edits the record.
 
 import { api, forgetToken, imageUrl, isNetworkFailure, savedToken, saveToken } from "/shared/api.js";
-import { element, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
+import { element, fingerName, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
 import { barChart, perDayChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -88,6 +88,11 @@ async function showReview(encounterId) {
   } else {
     probe.append(element("p", { class: "hint", text: "The gallery's policy did not keep the probe photo." }));
   }
+  const leftOut = encounter.result.parts_left_out || [];
+  if (leftOut.length) {
+    const words = leftOut.map((part) => `${fingerName(part.position)} (${part.reasons.map(humanise).join(", ").toLowerCase()})`);
+    probe.append(element("p", { class: "hint", id: "parts-left-out", text: `Searched without these fingertips, which failed the quality gate: ${words.join("; ")}.` }));
+  }
   const cards = [];
   for (const candidate of encounter.candidates) cards.push(await candidateCard(encounter, candidate, results.get(candidate.subject_id)));
   $("compare").replaceChildren(probe, ...cards);
@@ -108,10 +113,22 @@ async function candidateCard(encounter, candidate, recorded) {
     element("figcaption", { text: `Candidate ${candidate.rank}: ${candidate.subject_id}` }),
     photo,
     element("p", { text: `Score ${candidate.score === null ? "fused" : candidate.score.toFixed(3)}; ${fmrInWords(candidate.estimated_fmr, recorded ? recorded.fmr_is_upper_bound : false)}.` }),
+    ...evidenceList(recorded),
     status);
   if (mine) card.append(element("p", { text: `You decided: ${mine.decision} (${mine.reason}).` }));
   else if (candidate.status === "lead" || candidate.status === "disputed") card.append(decisionForm(encounter, candidate));
   return card;
+}
+
+// A fused candidate's evidence item by item (each finger, or the face), so that a reviewer
+// sees whether one finger or several carry the lead.
+function evidenceList(recorded) {
+  const items = (recorded && recorded.contributions) || [];
+  if (items.length < 2) return [];
+  return [element("ul", { class: "evidence", "aria-label": "Evidence by finger or face" },
+    ...items.map((item) => element("li", {},
+      element("strong", { text: `${item.position ? fingerName(item.position) : humanise(item.modality)}: ` }),
+      `${fmrInWords(item.estimated_fmr, item.fmr_is_upper_bound)}.`)))];
 }
 
 function statusWords(candidate) {

@@ -20,6 +20,14 @@ export function fmrInWords(fmr, isUpperBound = false) {
   return `about 1 in ${count} unrelated people would score this high`;
 }
 
+// ANSI/NIST-ITL finger position codes.
+const FINGERS = ["Right thumb", "Right index", "Right middle", "Right ring", "Right little",
+  "Left thumb", "Left index", "Left middle", "Left ring", "Left little"];
+
+export function fingerName(position) {
+  return FINGERS[position - 1] || `Finger ${position}`;
+}
+
 export function humanise(name) {
   const text = String(name).replaceAll("_", " ");
   return text.charAt(0).toUpperCase() + text.slice(1);
