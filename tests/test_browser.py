@@ -624,6 +624,11 @@ def test_a_four_finger_search_says_which_fingertips_it_left_out(browser: Any, li
     assert latest.gallery == "prints"
     left_out = cast(list[dict[str, Any]], latest.result["parts_left_out"])
     assert [part["position"] for part in left_out] == [9, 10]
+    parts = cast(list[dict[str, Any]], latest.result["parts"])
+    assert [(p["position"], p["passed"]) for p in parts] == [
+        (7, True), (8, True), (9, False), (10, False)
+    ]  # fmt: skip
+    assert parts[1]["region"] == [388, 0, 776, 374]  # where the stand-in cut it
     assert not page.errors, page.errors
     # The reviewer sees what the search left out and, for a fused lead, each finger's evidence.
     console = open_page(browser, live, TABLET, "/console/")
@@ -633,6 +638,10 @@ def test_a_four_finger_search_says_which_fingertips_it_left_out(browser: Any, li
     note = console.locator("#parts-left-out")
     note.wait_for()
     assert "Left ring" in note.inner_text() and "Left little" in note.inner_text()
+    boxes = console.locator("#compare .boxes")
+    expect(boxes).to_be_visible()  # the fingertips drawn on the probe photo, once it loads
+    drawn = boxes.locator("g").evaluate_all("gs => gs.map(g => g.getAttribute('class'))")
+    assert drawn == ["ok", "ok", "bad", "bad"]
     evidence = console.locator(".candidate-card[data-subject='p101'] .evidence li")
     assert [text.split(":")[0] for text in evidence.all_inner_texts()] == [
         "Left index", "Left middle"

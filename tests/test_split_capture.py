@@ -100,6 +100,14 @@ def test_a_search_uses_the_parts_that_pass_and_lists_the_others(enrolled: BioMat
         (4, False),
         (5, False),
     ]
+    # The encounter records where each part lay and which were searched (the console draws them).
+    recorded = enrolled.get_encounter(FIELD, found.encounter_id).result
+    width = TILE[1]
+    assert recorded["parts"] == [
+        {"position": code, "region": [k * width, 0, (k + 1) * width, TILE[0]], "passed": k < 2}
+        for k, code in enumerate(POSITIONS)
+    ]
+    assert [part["position"] for part in recorded["parts_left_out"]] == [4, 5]
     verified = enrolled.verify_probe(FIELD, "g", "a", [probe], CONTEXT)
     assert verified.decision == "match"
     assert {c.item for c in verified.comparisons} == {1, 2}  # the parts left out: no scores

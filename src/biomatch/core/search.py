@@ -56,6 +56,7 @@ class _ProbeSample:
     sample: ExtractedSample
     position: int
     reference_keys: tuple[str, ...]
+    split: bool = False  # a part of a split capture (a fingertip of a four-finger photo)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class SearchAPI(CoreState):
         )
         result = out.model_dump(
             include={"subject_id", "decision", "decision_rule", "score", "estimated_fmr"}
-        ) | _left_out_record(left_out)
+        ) | _parts_record(samples, left_out)
         self._record_search(actor, record, "verify", context, samples, probe, started, out, result)
         return out
 
@@ -210,7 +211,7 @@ class SearchAPI(CoreState):
             "gallery_size": size,
             "decision_rule": "ranked by fused estimated FMR; strong where it is <= target_fmr",
             "candidates": [c.model_dump() for c in out.candidates],
-        } | _left_out_record(left_out)
+        } | _parts_record(samples, left_out)
         self._record_search(
             actor, record, "identify", context, samples, probe, started, out, result
         )
@@ -280,7 +281,7 @@ class SearchAPI(CoreState):
         ]
         extracted, left_out = self.extract_items(work)
         samples = [
-            _ProbeSample(number, plugin, sample, item.position, keys)
+            _ProbeSample(number, plugin, sample, item.position, keys, item.split_of is not None)
             for number, ((item, plugin, keys), sample) in enumerate(
                 zip(plan, extracted, strict=True), start=1
             )
@@ -541,16 +542,23 @@ def _digest(hashes: list[str]) -> str:
     return hashlib.sha256(",".join(hashes).encode()).hexdigest()
 
 
-def _left_out_record(left_out: list[CaptureQuality]) -> dict[str, object]:
-    """What the encounter records of the parts left out: their positions and reasons."""
-    if not left_out:
-        return {}
-    return {
-        "parts_left_out": [
+def _parts_record(samples: list[_ProbeSample], left_out: list[CaptureQuality]) -> dict[str, object]:
+    """What the encounter records of a split capture's parts: where each lay in the photo and
+    whether it was searched (the review console draws them), and the reasons of those left
+    out."""
+    parts = [s.sample.quality for s in samples if s.split] + left_out
+    record: dict[str, object] = {}
+    if parts:
+        record["parts"] = [
+            {"position": q.position, "region": q.region, "passed": q.passed}
+            for q in sorted(parts, key=lambda q: q.position or 0)
+        ]
+    if left_out:
+        record["parts_left_out"] = [
             {"position": q.position, "reasons": [c.name for c in q.checks if not c.passed]}
             for q in left_out
         ]
-    }
+    return record
 
 
 def _probe_quality(samples: list[_ProbeSample]) -> dict[str, float]:

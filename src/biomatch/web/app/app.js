@@ -3,6 +3,7 @@
 
 import { api, ApiError, forgetToken, imageUrl, isNetworkFailure, savedToken, saveToken } from "/shared/api.js";
 import { element, fingerName, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
+import { drawFingertips } from "/shared/boxes.js";
 import { closeCamera, grabFrame, openCamera, setTorch, torchSupported } from "./camera.js";
 import * as offline from "./queue.js";
 
@@ -225,7 +226,7 @@ async function showCapture() {
 function resetShot() {
   state.still = null;
   $("still").hidden = true;
-  drawFingertips(null);
+  drawVerdictFingertips(null);
   $("preview").hidden = false;
   $("shoot").hidden = false;
   $("shoot").disabled = false;
@@ -321,39 +322,13 @@ function partsList(parts) {
   return [element("ul", { id: "fingertips", "aria-label": "Fingertips" }, ...items)];
 }
 
-const SVG = "http://www.w3.org/2000/svg";
-
-function svgElement(tag, attributes, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
-// Each fingertip's box on the photo, in the photo's pixels (the answer's width and height),
-// labelled with its finger: the operator sees which finger a reason is about.
-function drawFingertips(verdict) {
-  const boxes = $("fingertip-boxes");
-  const parts = (verdict && verdict.parts) || [];
-  boxes.replaceChildren();
-  const shown = Boolean(parts.length && verdict.width && verdict.height);
-  boxes.toggleAttribute("hidden", !shown); // an SVG element has no .hidden property
-  if (!shown) return;
-  boxes.setAttribute("viewBox", `0 0 ${verdict.width} ${verdict.height}`);
-  boxes.setAttribute("preserveAspectRatio", "xMidYMid slice");
-  const size = Math.round(Math.max(verdict.width, verdict.height) / 28);
-  for (const part of parts) {
-    const [left, top, right, bottom] = part.region;
-    const name = fingerName(part.position).split(" ").pop();
-    boxes.append(svgElement("g", { class: part.passed ? "ok" : "bad", "data-position": part.position },
-      svgElement("rect", { x: left, y: top, width: right - left, height: bottom - top }),
-      svgElement("text", { x: left + size / 3, y: top + size * 1.1, "font-size": size }, name)));
-  }
+function drawVerdictFingertips(verdict) {
+  drawFingertips($("fingertip-boxes"), verdict ? verdict.parts : [], verdict?.width, verdict?.height);
 }
 
 function showQuality(verdict) {
   const parts = verdict.parts || [];
-  drawFingertips(verdict);
+  drawVerdictFingertips(verdict);
   if (verdict.passed) {
     const usable = parts.filter((part) => part.passed).length;
     const text = parts.length && usable < parts.length

@@ -13,6 +13,7 @@ const SHELL = [
   "/app/icon-192.png",
   "/shared/api.js",
   "/shared/words.js",
+  "/shared/boxes.js",
   "/shared/base.css",
 ];
 

@@ -3,6 +3,7 @@
 
 import { api, forgetToken, imageUrl, isNetworkFailure, savedToken, saveToken } from "/shared/api.js";
 import { element, fingerName, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
+import { photoWithFingertips } from "/shared/boxes.js";
 import { barChart, perDayChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -84,7 +85,9 @@ async function showReview(encounterId) {
   ].flatMap(([t, v]) => [element("dt", { text: t }), element("dd", { text: v })]));
   const probe = element("figure", {}, element("figcaption", { text: "Probe (the capture searched)" }));
   if (encounter.probe_image_kept) {
-    probe.append(element("img", { class: "photo", id: "probe-photo", alt: "Probe photo of this search", src: await imageUrl(`/encounters/${encounterId}/probe-images/1?view=true`) }));
+    const photo = element("img", { class: "photo", id: "probe-photo", alt: "Probe photo of this search", src: await imageUrl(`/encounters/${encounterId}/probe-images/1?view=true`) });
+    const parts = encounter.result.parts || [];
+    probe.append(parts.length ? photoWithFingertips(photo, parts) : photo);
   } else {
     probe.append(element("p", { class: "hint", text: "The gallery's policy did not keep the probe photo." }));
   }
