@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from biomatch.cli import app
@@ -387,6 +388,15 @@ def test_a_contactless_photo_searches_contact_prints_from_the_cli(data_dir: str)
     code, _, err = run("identify", "g", photo, "--modality", "finger", "--capture", "x", *SEARCH,
                        "--case-reference", "C-1", *as_field)  # fmt: skip
     assert code == 2 and "'x'" in err
+    # The gate alone, as POST /v1/quality-check: exit 0 where the capture passes, 1 where not.
+    code, out, err = run("quality-check", photo, *finger, *as_field)
+    assert code == 0, err
+    assert json.loads(out)["passed"] is True and json.loads(out)["model"]
+    blank = Path(data_dir).parent / "blank.png"
+    Image.new("RGB", (400, 400), (90, 90, 90)).save(blank)
+    code, out, err = run("quality-check", str(blank), *finger, *as_field)
+    assert code == 1, err
+    assert [reason["name"] for reason in json.loads(out)["reasons"]] == ["finger_found"]
 
 
 def test_a_four_finger_photo_enrols_and_searches_from_the_cli(data_dir: str) -> None:

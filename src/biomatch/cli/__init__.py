@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from biomatch.cli import enrolment, evaluation, jobs, oversight, search, serve
+from biomatch.cli import capture, enrolment, evaluation, jobs, oversight, search, serve
 from biomatch.cli.common import reports_errors
 from biomatch.cli.enrolment import templates_app
 from biomatch.cli.evaluation import eval_app
@@ -29,6 +29,7 @@ app.command("enrol-bulk")(enrolment.enrol_bulk)
 app.command()(jobs.dedup)
 app.command()(search.verify)
 app.command()(search.identify)
+app.command("quality-check")(capture.quality_check)
 app.command("retention")(oversight.retention)
 app.command()(evaluation.calibrate)
 app.command("calibrate-finger")(evaluation.calibrate_finger)
