@@ -29,7 +29,6 @@ from biomatch.cli.common import (
     reports_errors,
     session,
 )
-from biomatch.core.probe import ProbeItem
 from biomatch.errors import BioMatchError
 
 if TYPE_CHECKING:
@@ -66,18 +65,18 @@ def enrol(
     core, actor = session(data_dir, token)
     consent = _consent(consent_notice, consent_purpose, consent_days)
     data = [path.read_bytes() for path in images]
-    plugin = core.plugin_for_capture(modality, capture)
-    if layout is None and hand is None:
-        result = core.enrol(
-            actor, gallery, subject_id, data, plugin,
-            primary_only=primary_face, add_to_existing=add, consent=consent,
-        )  # fmt: skip
-    else:  # split photos, as POST /galleries/{gallery}/fingers takes them
-        items = [ProbeItem(modality, image, plugin=plugin, layout=layout, hand=hand)
-                 for image in data]  # fmt: skip
-        result = core.enrol_probe_items(
-            actor, gallery, subject_id, items, add_to_existing=add, consent=consent
-        )
+    result = core.enrol(
+        actor,
+        gallery,
+        subject_id,
+        data,
+        core.plugin_for_capture(modality, capture),
+        primary_only=primary_face,
+        add_to_existing=add,
+        consent=consent,
+        layout=layout,
+        hand=hand,
+    )
     print_result(result)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -49,7 +48,6 @@ FLAT_KEYS = [
     "n_impostor",
     "failures_to_enrol",
 ]
-Run = Callable[[], tuple[dict[str, Any], dict[str, Any]]]
 
 
 @eval_app.command("lfw")
@@ -178,8 +176,6 @@ def eval_folder(
         impostor_pairs=impostor_pairs,
         file_glob=probe_glob,
     )
-    keys = [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"]
-    run: Run = lambda: runs.evaluate_folder(folder, settings, options)  # noqa: E731
     if layout is not None:
         if reference_glob is not None:
             raise InvalidRequest(
@@ -195,15 +191,17 @@ def eval_folder(
             "searched_fused_eer",
             "searched_fused_fnmr_at_fmr_1e-2",
         ]
-        run = lambda: four_finger.evaluate(folder, settings, options, layout)  # noqa: E731
+        result, figures = four_finger.evaluate(folder, settings, options, layout)
     elif reference_glob is not None:
         cross = contactless.CrossOptions(
             probe_glob, reference_glob, capture or "contact", reference_capture
         )
         options = replace(options, modality=modality, file_glob=None)
         keys = FLAT_KEYS
-        run = lambda: contactless.evaluate_cross(folder, settings, options, cross)  # noqa: E731
-    result, figures = run()
+        result, figures = contactless.evaluate_cross(folder, settings, options, cross)
+    else:
+        keys = [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"]
+        result, figures = runs.evaluate_folder(folder, settings, options)
     report.write(result, json_out, html_out, figures)
     _print_headline(json_out, result, keys)
 

@@ -52,8 +52,17 @@ class EnrolmentAPI(CoreState):
         primary_only: bool = False,
         add_to_existing: bool = False,
         consent: ConsentIn | None = None,
+        layout: str | None = None,
+        hand: str | None = None,
     ) -> EnrolmentOut:
-        """Enrol every image or none: one failed capture rejects the whole request."""
+        """Enrol every image or none: one failed capture rejects the whole request. With a
+        ``layout`` (and its ``hand``), each image is a split capture, enrolled as its parts
+        (``enrol_probe_items``: the parts that fail the gate are left out and listed)."""
+        if layout is not None or hand is not None:
+            items = [ProbeItem(modality, image, layout=layout, hand=hand) for image in images]
+            return self.enrol_probe_items(
+                actor, gallery, subject_id, items, add_to_existing=add_to_existing, consent=consent
+            )
         actor.require(Action.SUBJECT_ENROL)
         subject_id = check_name("subject id", subject_id)
         if not images:
