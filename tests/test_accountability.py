@@ -390,7 +390,10 @@ def test_identify_returns_leads_never_a_bare_match(world: World) -> None:
     body = world.search("g", "identify").json()
     assert body["result_type"] == "investigative_leads"
     assert "decision" not in body and "match" not in body
-    assert body["candidates"][0]["subject_id"] == "hopper"
+    # Other tests enrol the same photo as other subjects, some with fewer templates than
+    # hopper (whose estimated FMR counts its several templates): hopper is a lead, not
+    # necessarily the first.
+    assert "hopper" in [candidate["subject_id"] for candidate in body["candidates"]]
 
 
 def test_encounter_records_who_why_and_what(world: World) -> None:

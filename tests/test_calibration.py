@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biomatch.calibration import ScoreCalibration, calibration_path
+from biomatch.calibration import FmrEstimate, ScoreCalibration, calibration_path
 from biomatch.config import Settings
 from biomatch.modalities import load_modality
 
@@ -75,3 +75,11 @@ def test_a_model_without_a_measured_calibration_is_unavailable() -> None:
         load_calibration("face/never-measured@0")
     assert exc.value.http_status == 503
     assert load_calibration("face/dlib-resnet34-v1@1.0-flip").thresholds.size > 100
+
+
+def test_the_best_of_k_comparisons_has_k_chances() -> None:
+    assert FmrEstimate(1e-3, False).best_of(3) == FmrEstimate(pytest.approx(3e-3), False)
+    assert FmrEstimate(0.4, False).best_of(3).value == 1.0
+    assert FmrEstimate(1e-4, True).best_of(2).is_upper_bound
+    with pytest.raises(ValueError):
+        FmrEstimate(1e-3, False).best_of(0)

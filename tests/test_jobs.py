@@ -134,6 +134,11 @@ def test_dedup_on_ray_matches_the_single_process_path_and_resumes(
     pairs = [(p.subject_a, p.subject_b) for p in single.duplicates]
     assert pairs == [("obama", "obama_again")]  # and no other pair at FMR 1e-3
     assert single.duplicates[0].estimated_fmr <= 1e-3
+    # The pair's best score over all its template pairs: its FMR counts them.
+    templates = templates_by_subject(service, "single")
+    chances = len(templates["obama"]) * len(templates["obama_again"])
+    best_of = service.modality("face").calibration.estimate(single.duplicates[0].score)
+    assert single.duplicates[0].estimated_fmr == pytest.approx(best_of.best_of(chances).value)
 
     on_ray = service.deduplicate(reviewer, "single", ray_runner, max_fmr=1e-3)
     assert on_ray == single

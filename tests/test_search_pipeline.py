@@ -215,3 +215,33 @@ def test_a_dlib_gallery_keeps_working_and_upgrades_to_the_default_model(
     assert found.candidates[0].subject_id == "obama"
     assert core.verify(FIELD, "old", "biden", obama2, CONTEXT).decision == "no_match"
     core.close()
+
+
+def test_the_fmr_of_a_subject_counts_its_templates(core: BioMatch) -> None:
+    """An impostor enrolled with k templates has k chances to score high: the subject's
+    estimated FMR is its best score's times the templates compared, and verification needs
+    the score whose FMR is target / k."""
+    shared_file(FVC2002)
+    core.create_gallery(SYSTEM, "k", policy=GalleryPolicy.model_validate(OPEN_POLICY))
+    enrolled = [(2, impression(f"104_{n}")) for n in (1, 2, 4)]
+    core.enrol_positions(ENROLLER, "k", "three", enrolled, "finger")
+    core.enrol_positions(ENROLLER, "k", "one", [(2, impression("104_5"))], "finger")
+    item = ProbeItem("finger", impression("104_3"), position=2)
+    calibration = core.modality("finger").calibration
+    target = core.settings.verify_target_fmr
+    for subject, templates in (("three", 3), ("one", 1)):
+        verified = core.verify_probe(FIELD, "k", subject, [item], CONTEXT)
+        assert len(verified.comparisons) == templates
+        assert verified.contributions[0].comparisons == templates
+        best = max(comparison.score for comparison in verified.comparisons)
+        single = calibration.estimate(best)
+        assert verified.estimated_fmr == pytest.approx(min(1.0, templates * single.value))
+        assert verified.fmr_is_upper_bound == single.is_upper_bound
+        assert verified.score_threshold == pytest.approx(
+            calibration.threshold_for(target / templates), abs=1e-6
+        )
+    found = core.identify_probe(FIELD, "k", [item], CONTEXT, top_k=2)
+    by_subject = {candidate.subject_id: candidate for candidate in found.candidates}
+    assert by_subject["three"].estimated_fmr == pytest.approx(
+        min(1.0, 3 * calibration.estimate(by_subject["three"].score or 0.0).value)
+    )

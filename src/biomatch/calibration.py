@@ -25,6 +25,14 @@ class FmrEstimate:
     # smaller than ``value``, which is then the resolution of the measurement.
     is_upper_bound: bool
 
+    def best_of(self, comparisons: int) -> FmrEstimate:
+        """The estimate for the best of ``comparisons`` scores, such as a subject's best
+        over its templates: an impostor's best of k reaches an FMR f with a chance of at
+        most k x f (the union bound, however the k scores depend on each other)."""
+        if comparisons < 1:
+            raise ValueError("the best of no comparison has no FMR")
+        return FmrEstimate(min(1.0, comparisons * self.value), self.is_upper_bound)
+
 
 @dataclass(frozen=True)
 class ScoreCalibration:

@@ -36,6 +36,9 @@ class Evidence:
     score: float = float("nan")  # the model's raw score, for reporting only
     item: int = 1  # the probe item it came from
     model: str = ""
+    # The subject's templates the item was compared with; estimated_fmr is the best one's,
+    # times this (``FmrEstimate.best_of``).
+    comparisons: int = 1
 
 
 @dataclass(frozen=True)

@@ -161,9 +161,13 @@ class ContributionOut(BaseModel):
     model: str
     position: int | None = Field(description="Finger position code; None for a face.")
     score: float
-    estimated_fmr: float
+    estimated_fmr: float = Field(
+        description="The best score's FMR times comparisons: an impostor enrolled with k "
+        "templates has k chances to score high (the union bound)."
+    )
     fmr_is_upper_bound: bool
     quality_weight: float
+    comparisons: int = Field(description="How many of the subject's templates were compared.")
 
 
 class CandidateOut(BaseModel):
@@ -196,7 +200,8 @@ class VerificationOut(BaseModel):
     fmr_is_upper_bound: bool
     target_fmr: float
     score_threshold: float | None = Field(
-        description="One probe item: the score at which its model's FMR meets target_fmr."
+        description="One probe item: the score at which the subject's estimated FMR (its "
+        "best score's FMR times the templates compared) meets target_fmr."
     )
     modalities: list[str]
     contributions: list[ContributionOut]
@@ -218,7 +223,8 @@ class IdentificationOut(BaseModel):
     notice: str = LEAD_NOTICE
     target_fmr: float
     score_threshold: float | None = Field(
-        description="One probe item: the score at which a candidate is strong."
+        description="One probe item: the score at which a candidate compared through one "
+        "template is strong (through k templates: the score whose FMR is target_fmr / k)."
     )
     model: ModelRef | None
     models: list[ModelRef]

@@ -153,7 +153,7 @@ class SearchAPI(CoreState):
             estimated_fmr=fused.estimated_fmr,
             fmr_is_upper_bound=fused.fmr_is_upper_bound,
             target_fmr=target,
-            score_threshold=self._score_threshold(samples, target),
+            score_threshold=self._score_threshold(samples, target, len(scored.comparisons)),
             modalities=list(fused.modalities),
             contributions=_contributions(fused),
             comparisons=scored.comparisons,
@@ -333,7 +333,9 @@ class SearchAPI(CoreState):
         compared with. Each item is compared once with all those templates (one query, one
         ``compare`` call); each score becomes an estimated FMR through the calibration of
         the probe's and the reference's models (``calibration_between``: contactless against
-        contact has its own), and the item's strongest evidence per subject counts."""
+        contact has its own), and the item's strongest evidence per subject counts, its FMR
+        multiplied by the number of the subject's templates compared: an impostor enrolled
+        with k templates has k chances to score high (``FmrEstimate.best_of``)."""
         evidence: dict[int, list[Evidence]] = {}
         comparisons: dict[int, list[ComparisonOut]] = {}
         if not subject_pks:
@@ -349,10 +351,11 @@ class SearchAPI(CoreState):
             if not rows:
                 continue
             scores = probe.plugin.compare(probe.sample.template, [row[3] for row in rows])
+            per_subject = Counter(row[2] for row in rows)
             best: dict[int, Evidence] = {}
             for row, score in zip(rows, scores, strict=True):
                 calibration = self.calibration_between(probe.plugin, row[4])
-                found = _evidence(probe, float(score), calibration)
+                found = _evidence(probe, float(score), calibration, per_subject[row[2]])
                 held = best.get(row[2])
                 if held is None or _stronger(found, held):
                     best[row[2]] = found
@@ -365,11 +368,15 @@ class SearchAPI(CoreState):
             pk: _Scored(fuse(items), comparisons[pk]) for pk, items in evidence.items() if items
         }
 
-    def _score_threshold(self, samples: list[_ProbeSample], target_fmr: float) -> float | None:
-        """The score a lone probe item needs, where one calibration covers all its
-        references (None for fused probes and mixed calibrations)."""
+    def _score_threshold(
+        self, samples: list[_ProbeSample], target_fmr: float, comparisons: int = 1
+    ) -> float | None:
+        """The score a lone probe item needs against a subject compared through
+        ``comparisons`` templates, where one calibration covers all its references (None
+        for fused probes and mixed calibrations)."""
         if len(samples) != 1:
             return None
+        target_fmr /= comparisons
         probe = samples[0]
         keys = probe.reference_keys or (probe.plugin.info.key,)
         calibrations = [self.calibration_between(probe.plugin, key) for key in keys]
@@ -471,8 +478,11 @@ def _stronger(first: Evidence, second: Evidence) -> bool:
     return (first.estimated_fmr, -first.score) < (second.estimated_fmr, -second.score)
 
 
-def _evidence(probe: _ProbeSample, score: float, calibration: ScoreCalibration) -> Evidence:
-    estimate = calibration.estimate(score)
+def _evidence(
+    probe: _ProbeSample, score: float, calibration: ScoreCalibration, comparisons: int
+) -> Evidence:
+    """Evidence about a subject from its best score over ``comparisons`` templates."""
+    estimate = calibration.estimate(score).best_of(comparisons)
     return Evidence(
         modality=probe.plugin.info.modality,
         estimated_fmr=estimate.value,
@@ -482,6 +492,7 @@ def _evidence(probe: _ProbeSample, score: float, calibration: ScoreCalibration) 
         score=score,
         item=probe.number,
         model=probe.sample.model_key,
+        comparisons=comparisons,
     )
 
 
@@ -511,6 +522,7 @@ def _contributions(fused: FusedScore) -> list[ContributionOut]:
             estimated_fmr=item.estimated_fmr,
             fmr_is_upper_bound=item.fmr_is_upper_bound,
             quality_weight=round(item.quality_weight, 4),
+            comparisons=item.comparisons,
         )
         for item in fused.contributions
     ]

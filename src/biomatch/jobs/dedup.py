@@ -4,9 +4,11 @@ of likely duplicates (pairs of subjects) with their scores and estimated FMRs.
 The driver decrypts the gallery's templates of one model once; each chunk of subjects is
 shortlisted against the whole gallery by exact inner product of index vectors, and every
 shortlisted pair is scored through the plug-in's own ``compare``. A pair's score is the
-best over their templates, taken from both sides. Finished chunks are kept (``checkpoint``
-folder, named after the gallery revision and the job's settings), so a job started again
-after an interruption runs only the chunks that are left, and never mixes two revisions."""
+best over their templates, taken from both sides; its FMR is that score's times the number
+of template pairs (an impostor pair has that many chances to score high). Finished chunks
+are kept (``checkpoint`` folder, named after the gallery revision and the job's settings),
+so a job started again after an interruption runs only the chunks that are left, and never
+mixes two revisions."""
 
 from __future__ import annotations
 
@@ -121,12 +123,14 @@ def find_duplicates(
         for a, b, score in result:
             best[a, b] = max(best.get((a, b), -np.inf), score)
     calibration = load_modality(context.plugin_name, context.settings).calibration
+    templates_of = np.bincount(context.owners, minlength=len(subject_names))
     pairs = []
     for (a, b), score in best.items():
         # Rounded first: the last bits of a score may differ with the BLAS threads a worker
         # runs, and the report must not.
         score = round(score, 6)
-        estimate = calibration.estimate(score)
+        # The best of every template pair of the two subjects (``FmrEstimate.best_of``).
+        estimate = calibration.estimate(score).best_of(int(templates_of[a] * templates_of[b]))
         if estimate.value <= max_fmr:
             pairs.append(
                 DuplicatePair(
