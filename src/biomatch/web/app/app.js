@@ -2,7 +2,7 @@
 // show the answer; captures taken offline wait in an encrypted queue.
 
 import { api, ApiError, forgetToken, imageUrl, isNetworkFailure, savedToken, saveToken } from "/shared/api.js";
-import { element, fingerName, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
+import { bestOfInWords, element, fingerName, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
 import { drawFingertips } from "/shared/boxes.js";
 import { closeCamera, grabFrame, openCamera, setTorch, torchSupported } from "./camera.js";
 import * as offline from "./queue.js";
@@ -406,7 +406,7 @@ async function resultNodes(search, result) {
       element("p", { class: `outcome ${matched ? "good" : "bad"}`, text: matched ? "Verified" : "Not verified" }),
       element("p", { text: `${matched ? "The capture matches" : "The capture does not match"} ${result.subject_id}: ${fmrInWords(result.estimated_fmr, result.fmr_is_upper_bound)}.` }),
       facts([
-        ["Score", result.score === null ? "fused" : result.score.toFixed(3)],
+        ["Score", result.score === null ? "fused" : `${result.score.toFixed(3)}${bestOfInWords(result.contributions)}`],
         ["Decision rule", `verified where fewer than 1 in ${Math.round(1 / result.target_fmr).toLocaleString("en-GB")} unrelated people would score as high`],
         ["Encounter", result.encounter_id],
       ]),
@@ -444,7 +444,7 @@ async function candidateNode(result, candidate, gallery) {
     candidate.strong ? element("p", { class: "badge good", text: "Strong lead" }) : element("p", { class: "badge", text: "Weak lead" }),
     photo,
     facts([
-      ["Score", candidate.score === null ? "fused" : candidate.score.toFixed(3)],
+      ["Score", candidate.score === null ? "fused" : `${candidate.score.toFixed(3)}${bestOfInWords(candidate.contributions)}`],
       ["False match rate", fmrInWords(candidate.estimated_fmr, candidate.fmr_is_upper_bound)],
     ]));
 }

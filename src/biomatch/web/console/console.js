@@ -2,7 +2,7 @@
 // its chain and read the transparency report. Nothing here edits the record.
 
 import { api, forgetToken, imageUrl, isNetworkFailure, savedToken, saveToken } from "/shared/api.js";
-import { element, fingerName, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
+import { bestOfInWords, element, fingerName, fmrInWords, humanise, showScreen, when } from "/shared/words.js";
 import { photoWithFingertips } from "/shared/boxes.js";
 import { barChart, perDayChart } from "./charts.js";
 
@@ -115,7 +115,7 @@ async function candidateCard(encounter, candidate, recorded) {
   const card = element("figure", { class: "candidate-card", "data-subject": candidate.subject_id },
     element("figcaption", { text: `Candidate ${candidate.rank}: ${candidate.subject_id}` }),
     photo,
-    element("p", { text: `Score ${candidate.score === null ? "fused" : candidate.score.toFixed(3)}; ${fmrInWords(candidate.estimated_fmr, recorded ? recorded.fmr_is_upper_bound : false)}.` }),
+    element("p", { class: "candidate-score", text: `Score ${candidate.score === null ? "fused" : `${candidate.score.toFixed(3)}${bestOfInWords(recorded && recorded.contributions)}`}; ${fmrInWords(candidate.estimated_fmr, recorded ? recorded.fmr_is_upper_bound : false)}.` }),
     ...evidenceList(recorded),
     status);
   if (mine) card.append(element("p", { text: `You decided: ${mine.decision} (${mine.reason}).` }));

@@ -20,6 +20,14 @@ export function fmrInWords(fmr, isUpperBound = false) {
   return `about 1 in ${count} unrelated people would score this high`;
 }
 
+// ", the best of its 3 templates" where one probe item was compared with several of the
+// subject's templates (its false match rate counts each of them as a chance).
+export function bestOfInWords(contributions) {
+  const items = contributions || [];
+  const count = items.length === 1 ? items[0].comparisons : 0;
+  return count > 1 ? `, the best of its ${count} templates` : "";
+}
+
 // ANSI/NIST-ITL finger position codes.
 const FINGERS = ["Right thumb", "Right index", "Right middle", "Right ring", "Right little",
   "Left thumb", "Left index", "Left middle", "Left ring", "Left little"];
