@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from biomatch import modalities
 from biomatch.calibration import ScoreCalibration
 from biomatch.cli import app
-from biomatch.evaluation import lfw
+from biomatch.evaluation import dataset, enrolled, lfw
 from biomatch.modalities import Capture, ModelInfo, QualityCheck, QualityReport
 from tests.conftest import LFW, shared_file
 
@@ -110,6 +111,11 @@ def test_folder_with_a_label_regex_reports_every_key(
     assert report["n_impostor"] == 47 * 46 // 2 - (11 * 6 + 3)
     assert report["fnmr_at_fmr_1e-3"] is None  # 1,012 impostor pairs cannot state 1e-3
     assert report["identification"]["failures_to_acquire"] == 1
+    # Each image against every subject enrolled with its images: 48 mated trials (the
+    # failed image a miss), the 47 usable probes against the 11 other subjects.
+    subjects = report["enrolled_subjects"]
+    assert (subjects["n_genuine"], subjects["n_impostor"]) == (48, 47 * 11)
+    assert report["enrolled_subjects_eer"] == subjects["eer"]
     assert "never an impostor score" in report["failure_policy"]
     assert "index" in report["identification"]["protocol"]  # the service's search path
     assert {row["group"] for row in report["groups"]["groups"]} == {"even", "odd"}
@@ -237,3 +243,43 @@ def test_data_a_command_cannot_use_ends_it_in_one_line(
     assert last.startswith("error [invalid_dataset]: "), result.stderr
     assert message in last
     assert "Traceback" not in result.stderr
+
+
+def test_enrolled_subjects_are_decided_on_their_best_score_times_their_templates(
+    tmp_path: Path,
+) -> None:
+    """Recomputed here by hand: a probe's own subject scores the best of its other usable
+    images, its FMR times their number; a subject without one is a miss."""
+    write_fvc_style_folder(tmp_path / "db", subjects=4)
+    plugin = PatternModality()
+    labels = dataset.label_folder(tmp_path / "db", r"^(\d+)_")
+    templates = {}
+    for key in labels:
+        capture = plugin.analyse(np.asarray(Image.open(tmp_path / "db" / key).convert("RGB")))
+        if capture.has_subject:
+            templates[key] = plugin.make_template(capture)
+    by_subject: dict[str, list[str]] = {}
+    for key, subject in sorted(labels.items()):
+        by_subject.setdefault(subject, []).append(key)
+    calibration = plugin.calibration
+    rng = np.random.default_rng(0)
+    found = enrolled.subject_scores(by_subject, templates, plugin, calibration, 1000, rng)
+
+    def expected(probe: str, references: list[str]) -> float:
+        best = max(float(plugin.compare(templates[probe], [templates[r]])[0]) for r in references)
+        return -math.log10(min(1.0, len(references) * calibration.estimate(best).value))
+
+    mated = [-math.inf]  # 101_4 has no template
+    for keys in by_subject.values():
+        for key in [k for k in keys if k in templates]:
+            mated.append(expected(key, [k for k in keys if k != key and k in templates]))
+    assert sorted(found.genuine) == pytest.approx(sorted(mated), abs=1e-6)
+    impostor = [
+        expected(key, [k for k in others if k in templates])
+        for subject, keys in by_subject.items()
+        for key in keys
+        if key in templates
+        for rival, others in by_subject.items()
+        if rival != subject
+    ]
+    assert sorted(found.impostor) == pytest.approx(sorted(impostor), abs=1e-6)

@@ -200,7 +200,7 @@ def eval_folder(
         keys = FLAT_KEYS
         result, figures = contactless.evaluate_cross(folder, settings, options, cross)
     else:
-        keys = [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01"]
+        keys = [*FLAT_KEYS, "rank1", "fnir_at_fpir_0.01", "enrolled_subjects_eer"]
         result, figures = runs.evaluate_folder(folder, settings, options)
     report.write(result, json_out, html_out, figures)
     _print_headline(json_out, result, keys)

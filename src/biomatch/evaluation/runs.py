@@ -24,7 +24,7 @@ import numpy as np
 
 from biomatch.calibration import ScoreCalibration
 from biomatch.config import Settings
-from biomatch.evaluation import analysis, dataset, report
+from biomatch.evaluation import analysis, dataset, enrolled, report
 from biomatch.modalities import Modality, load_modality
 
 FAILURE_POLICY = (
@@ -288,6 +288,11 @@ def evaluate_folder(
     # The flat keys for the folder command.
     result["rank1"] = identification["rank1"]
     result["fnir_at_fpir_0.01"] = identification["fnir_at_fpir_0.01"]
+    result["enrolled_subjects"] = enrolled.evaluate(
+        by_subject, templates, plugin, settings, options.bootstrap, options.seed,
+        options.impostor_pairs,
+    )  # fmt: skip
+    result["enrolled_subjects_eer"] = result["enrolled_subjects"]["eer"]
     figures.update(id_figures)
     if options.groups:
         subjects: dict[str, str | None] = dict(labels)
