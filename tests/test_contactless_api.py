@@ -196,6 +196,9 @@ def test_eval_folder_four_finger_reports_fused_and_as_searched(tmp_path: Path) -
     assert report["searched_fused_n_impostor"] == acquired * (acquired - 1) // 2 - acquired_mated
     misses = report["searched_fused_operating_point"]["false_non_matches"]
     assert misses >= mated_photo_pairs - acquired_mated
+    # Each photo against hands enrolled with their photos (its own: the other one).
+    assert report["enrolled_fused_n_genuine"] == 6  # the photos whose hand has another
+    assert report["enrolled_fused_n_impostor"] == 7 * 3  # each against the 3 other hands
 
 
 def _photo_keys(root: Path) -> list[str]:

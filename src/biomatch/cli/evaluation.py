@@ -190,6 +190,8 @@ def eval_folder(
             "searched_failures_to_acquire",
             "searched_fused_eer",
             "searched_fused_fnmr_at_fmr_1e-2",
+            "enrolled_fused_eer",
+            "enrolled_fused_fnmr_at_fmr_1e-2",
         ]
         result, figures = four_finger.evaluate(folder, settings, options, layout)
     elif reference_glob is not None:

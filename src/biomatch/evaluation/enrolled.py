@@ -54,6 +54,7 @@ def subject_scores(
     count: int,
     rng: np.random.Generator,
 ) -> SubjectScores:
+    """The protocol's mated and non-mated trials (the module's docstring says which)."""
     enrolled = {s: [k for k in keys if k in templates] for s, keys in by_subject.items()}
     subjects = sorted(s for s, keys in enrolled.items() if keys)
     probes = [(k, s) for s, keys in sorted(by_subject.items()) for k in keys if k in templates]

@@ -14,6 +14,11 @@ gate and refuses a photo with fewer than ``split_capture_min_passed`` passing on
 passed in both photos; a refused photo is a failure to acquire, and its mated comparisons
 count as false non-matches (ISO/IEC 19795-1's generalized FNMR), so the figures hide no
 refusals.
+
+Enrolled hands (``enrolled_fused_*``): each photo against every hand enrolled with its
+photos (its own: the others), fused as the service fuses a four-finger search of a hand
+enrolled from several photos: each position's best score over the hand's templates at that
+position, its FMR times their number, weighted by the probe fingertip's quality.
 """
 
 from __future__ import annotations
@@ -108,6 +113,12 @@ def evaluate(
         str(n): sum(len(p.passed) == n for p in photos if p.segmented) for n in range(5)
     }  # photos by how many of their fingertips pass the gate
     result.update({f"searched_fused_{key}": value for key, value in searched.items()})
+    enrolled_genuine, enrolled_impostor = _enrolled_scores(plugin, photos)
+    against_hands = analysis.verification(
+        enrolled_genuine, enrolled_impostor, threshold=fused_threshold,
+        threshold_source=fused_source, plan=plan,
+    )  # fmt: skip
+    result.update({f"enrolled_fused_{key}": value for key, value in against_hands.items()})
     seconds = [p.seconds for p in photos]
     result["ms_per_photo_mean"] = float(np.mean(seconds) * 1000) if seconds else None
     result["provenance"] = runs.provenance(
@@ -194,6 +205,42 @@ def _searched_scores(
             continue
         (genuine if mated else impostor).append(_fused(plugin, a, b, a.passed & b.passed))
     return np.asarray(genuine), np.asarray(impostor)
+
+
+def _enrolled_scores(plugin: Modality, photos: list[Photo]) -> tuple[np.ndarray, np.ndarray]:
+    """Each photo against each hand enrolled with its segmented photos (its own: the
+    others); a mated trial without a segmented photo on either side is a miss."""
+    hands: dict[str, list[Photo]] = {}
+    for photo in photos:
+        hands.setdefault(photo.hand_folder, []).append(photo)
+    genuine: list[float] = []
+    impostor: list[float] = []
+    for probe in photos:
+        for hand, members in sorted(hands.items()):
+            mated = hand == probe.hand_folder
+            enrolled = [p for p in members if p is not probe and p.segmented]
+            if probe.segmented and enrolled:
+                (genuine if mated else impostor).append(_fused_against(plugin, probe, enrolled))
+            elif mated and len(members) > 1:
+                genuine.append(-np.inf)
+    return np.asarray(genuine), np.asarray(impostor)
+
+
+def _fused_against(plugin: Modality, probe: Photo, enrolled: list[Photo]) -> float:
+    """-log10 fused FMR of the probe's fingertips against the enrolled photos' templates of
+    the same positions, each position's best counting its templates (``best_of``)."""
+    evidence = []
+    for position, template in sorted(probe.templates.items()):
+        references = [p.templates[position] for p in enrolled if position in p.templates]
+        if not references:
+            continue
+        best = float(np.max(plugin.compare(template, references)))
+        estimate = plugin.calibration.estimate(best).best_of(len(references))
+        weight = probe.weights[position]
+        evidence.append(
+            Evidence("finger", estimate.value, estimate.is_upper_bound, weight, position)
+        )
+    return -math.log10(fuse(evidence).estimated_fmr) if evidence else -np.inf
 
 
 def _fused(plugin: Modality, a: Photo, b: Photo, positions: set[int]) -> float:
