@@ -245,3 +245,11 @@ def test_the_fmr_of_a_subject_counts_its_templates(core: BioMatch) -> None:
     assert by_subject["three"].estimated_fmr == pytest.approx(
         min(1.0, 3 * calibration.estimate(by_subject["three"].score or 0.0).value)
     )
+    # The identify target, 1e-4, is resolved by the calibration for one template, not for
+    # three (1e-4 / 3 is below 1 / its impostor count): no score makes "three" strong.
+    identify_target = core.settings.identify_target_fmr
+    assert 3 * identify_target > 1 / calibration.n_impostor > identify_target / 3
+    assert by_subject["one"].score_threshold == pytest.approx(
+        calibration.threshold_for(identify_target), abs=1e-6
+    )
+    assert by_subject["three"].score_threshold is None and not by_subject["three"].strong

@@ -178,6 +178,12 @@ class CandidateOut(BaseModel):
     )
     estimated_fmr: float = Field(description="Fused estimated FMR (one item: its own).")
     fmr_is_upper_bound: bool = False
+    score_threshold: float | None = Field(
+        None,
+        description="One probe item: the score at which this candidate is strong (its best "
+        "score's FMR times its templates compared meets target_fmr); None where fused or "
+        "where the calibration cannot resolve target_fmr / templates.",
+    )
     expected_false_matches: float | None = Field(
         None,
         description="estimated_fmr x gallery size: unrelated people expected to score this high.",
@@ -224,7 +230,7 @@ class IdentificationOut(BaseModel):
     target_fmr: float
     score_threshold: float | None = Field(
         description="One probe item: the score at which a candidate compared through one "
-        "template is strong (through k templates: the score whose FMR is target_fmr / k)."
+        "template is strong (each candidate's own, for its templates, is its score_threshold)."
     )
     model: ModelRef | None
     models: list[ModelRef]

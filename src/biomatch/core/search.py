@@ -153,7 +153,7 @@ class SearchAPI(CoreState):
             estimated_fmr=fused.estimated_fmr,
             fmr_is_upper_bound=fused.fmr_is_upper_bound,
             target_fmr=target,
-            score_threshold=self._score_threshold(samples, target, len(scored.comparisons)),
+            score_threshold=self._score_threshold(samples, target, _comparisons(fused)),
             modalities=list(fused.modalities),
             contributions=_contributions(fused),
             comparisons=scored.comparisons,
@@ -193,14 +193,16 @@ class SearchAPI(CoreState):
             keys = sorted({key for s in samples for key in s.reference_keys})
             size = repo.subjects_with_templates(session, record.id, keys) if keys else 0
         target = self.settings.identify_target_fmr
+        candidates = []
+        for rank, pk in enumerate(order, start=1):
+            fused = scored[pk].fused
+            threshold = self._score_threshold(samples, target, _comparisons(fused))
+            candidates.append(_candidate(rank, names[pk], fused, size, target, threshold))
         out = IdentificationOut(
             encounter_id=str(uuid.uuid4()),
             gallery=gallery,
             gallery_size=size,
-            candidates=[
-                _candidate(rank, names[pk], scored[pk].fused, size, target)
-                for rank, pk in enumerate(order, start=1)
-            ],
+            candidates=candidates,
             target_fmr=target,
             score_threshold=self._score_threshold(samples, target),
             model=_lone_model(samples),
@@ -528,13 +530,24 @@ def _contributions(fused: FusedScore) -> list[ContributionOut]:
     ]
 
 
+def _comparisons(fused: FusedScore) -> int:
+    """The templates a one-item result's score is the best of (1 for a fused result)."""
+    return fused.contributions[0].comparisons if len(fused.contributions) == 1 else 1
+
+
 def _candidate(
-    rank: int, subject_id: str, fused: FusedScore, size: int, target_fmr: float
+    rank: int,
+    subject_id: str,
+    fused: FusedScore,
+    size: int,
+    target_fmr: float,
+    score_threshold: float | None,
 ) -> CandidateOut:
     return CandidateOut(
         rank=rank,
         subject_id=subject_id,
         score=_lone_score(fused),
+        score_threshold=score_threshold,
         estimated_fmr=fused.estimated_fmr,
         fmr_is_upper_bound=fused.fmr_is_upper_bound,
         expected_false_matches=fused.estimated_fmr * size,
