@@ -71,6 +71,10 @@ class ScoreCalibration:
         log_fmr = np.interp(score, self.thresholds, np.log10(self.fmrs))
         return FmrEstimate(float(10**log_fmr), is_upper_bound=False)
 
+    def estimate_best(self, scores: np.ndarray) -> FmrEstimate:
+        """The estimate for the best of ``scores`` (a subject's over its templates)."""
+        return self.estimate(float(np.max(scores))).best_of(len(scores))
+
     def threshold_for(self, target_fmr: float) -> float:
         """Smallest tabulated score whose estimated FMR does not exceed the target."""
         if target_fmr < 1.0 / self.n_impostor:

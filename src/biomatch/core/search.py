@@ -153,7 +153,9 @@ class SearchAPI(CoreState):
             estimated_fmr=fused.estimated_fmr,
             fmr_is_upper_bound=fused.fmr_is_upper_bound,
             target_fmr=target,
-            score_threshold=self._score_threshold(samples, target, _comparisons(fused)),
+            score_threshold=_score_threshold(
+                self._lone_calibration(samples), target, _comparisons(fused)
+            ),
             modalities=list(fused.modalities),
             contributions=_contributions(fused),
             comparisons=scored.comparisons,
@@ -193,10 +195,11 @@ class SearchAPI(CoreState):
             keys = sorted({key for s in samples for key in s.reference_keys})
             size = repo.subjects_with_templates(session, record.id, keys) if keys else 0
         target = self.settings.identify_target_fmr
+        calibration = self._lone_calibration(samples)
         candidates = []
         for rank, pk in enumerate(order, start=1):
             fused = scored[pk].fused
-            threshold = self._score_threshold(samples, target, _comparisons(fused))
+            threshold = _score_threshold(calibration, target, _comparisons(fused))
             candidates.append(_candidate(rank, names[pk], fused, size, target, threshold))
         out = IdentificationOut(
             encounter_id=str(uuid.uuid4()),
@@ -204,7 +207,7 @@ class SearchAPI(CoreState):
             gallery_size=size,
             candidates=candidates,
             target_fmr=target,
-            score_threshold=self._score_threshold(samples, target),
+            score_threshold=_score_threshold(calibration, target),
             model=_lone_model(samples),
             models=[model_ref(s.plugin) for s in samples],
             probe_quality=[*(s.sample.quality for s in samples), *left_out],
@@ -370,23 +373,17 @@ class SearchAPI(CoreState):
             pk: _Scored(fuse(items), comparisons[pk]) for pk, items in evidence.items() if items
         }
 
-    def _score_threshold(
-        self, samples: list[_ProbeSample], target_fmr: float, comparisons: int = 1
-    ) -> float | None:
-        """The score a lone probe item needs against a subject compared through
-        ``comparisons`` templates, where one calibration covers all its references (None
-        for fused probes and mixed calibrations)."""
+    def _lone_calibration(self, samples: list[_ProbeSample]) -> ScoreCalibration | None:
+        """The one calibration covering a lone probe item's references (None for fused
+        probes and mixed calibrations)."""
         if len(samples) != 1:
             return None
-        target_fmr /= comparisons
         probe = samples[0]
         keys = probe.reference_keys or (probe.plugin.info.key,)
         calibrations = [self.calibration_between(probe.plugin, key) for key in keys]
         if len({calibration.model_key for calibration in calibrations}) != 1:
             return None
-        if target_fmr < 1.0 / calibrations[0].n_impostor:
-            return None  # the calibration cannot resolve the target: no score reaches it
-        return round(calibrations[0].threshold_for(target_fmr), 6)
+        return calibrations[0]
 
     def _record_search(
         self,
@@ -528,6 +525,18 @@ def _contributions(fused: FusedScore) -> list[ContributionOut]:
         )
         for item in fused.contributions
     ]
+
+
+def _score_threshold(
+    calibration: ScoreCalibration | None, target_fmr: float, comparisons: int = 1
+) -> float | None:
+    """The score a lone probe item needs against a subject compared through
+    ``comparisons`` templates; None without one calibration, or where it cannot resolve
+    target / comparisons (no score reaches it)."""
+    target_fmr /= comparisons
+    if calibration is None or target_fmr < 1.0 / calibration.n_impostor:
+        return None
+    return round(calibration.threshold_for(target_fmr), 6)
 
 
 def _comparisons(fused: FusedScore) -> int:

@@ -61,21 +61,20 @@ def subject_scores(
     width = _rivals_per_probe(len(probes), len(subjects) - 1, count)
     found = SubjectScores()
     for subject, keys in sorted(by_subject.items()):
-        misses = [k for k in keys if k not in templates] if len(keys) > 1 else []
-        for _ in misses:
+        for _ in [k for k in keys if k not in templates] if len(keys) > 1 else []:
             found.add(True, -math.inf, subject)
     for key, subject in probes:
         rivals = [s for s in subjects if s != subject]
         if width < len(rivals):
             rivals = [rivals[i] for i in np.sort(rng.choice(len(rivals), width, False))]
+        trials = [(False, enrolled[rival]) for rival in rivals]
         own = [k for k in enrolled[subject] if k != key]
-        if len(by_subject[subject]) > 1:
-            value = _evidence(plugin, calibration, templates, key, own) if own else -math.inf
-            found.add(True, value, subject)
-        for rival in rivals:
-            found.add(
-                False, _evidence(plugin, calibration, templates, key, enrolled[rival]), subject
-            )
+        if own:
+            trials.append((True, own))
+        elif len(by_subject[subject]) > 1:
+            found.add(True, -math.inf, subject)  # no other image of the subject enrolled
+        for mated, value in _decided(plugin, calibration, templates, key, trials):
+            found.add(mated, value, subject)
     return found
 
 
@@ -86,15 +85,22 @@ def _rivals_per_probe(probes: int, rivals: int, count: int) -> int:
     return max(1, count // max(probes, 1))
 
 
-def _evidence(
+def _decided(
     plugin: Modality,
     calibration: ScoreCalibration,
     templates: Mapping[str, bytes],
     probe: str,
-    references: Sequence[str],
-) -> float:
-    best = float(np.max(plugin.compare(templates[probe], [templates[k] for k in references])))
-    return -math.log10(calibration.estimate(best).best_of(len(references)).value)
+    trials: list[tuple[bool, list[str]]],
+) -> list[tuple[bool, float]]:
+    """(mated, -log10 estimated FMR) of each trial, from one ``compare`` of the probe with
+    every trial's references."""
+    references = [templates[k] for _, keys in trials for k in keys]
+    scores = plugin.compare(templates[probe], references) if references else np.empty(0)
+    bounds = np.cumsum([0, *(len(keys) for _, keys in trials)])
+    return [
+        (mated, -math.log10(calibration.estimate_best(scores[lo:hi]).value))
+        for (mated, _), lo, hi in zip(trials, bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 def evaluate(

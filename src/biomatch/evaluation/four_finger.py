@@ -234,8 +234,7 @@ def _fused_against(plugin: Modality, probe: Photo, enrolled: list[Photo]) -> flo
         references = [p.templates[position] for p in enrolled if position in p.templates]
         if not references:
             continue
-        best = float(np.max(plugin.compare(template, references)))
-        estimate = plugin.calibration.estimate(best).best_of(len(references))
+        estimate = plugin.calibration.estimate_best(plugin.compare(template, references))
         weight = probe.weights[position]
         evidence.append(
             Evidence("finger", estimate.value, estimate.is_upper_bound, weight, position)
