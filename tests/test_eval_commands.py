@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 from biomatch import modalities
 from biomatch.calibration import ScoreCalibration
 from biomatch.cli import app
-from biomatch.evaluation import dataset, enrolled, lfw
+from biomatch.config import Settings
+from biomatch.evaluation import contactless, dataset, enrolled, lfw
 from biomatch.modalities import Capture, ModelInfo, QualityCheck, QualityReport
-from tests.conftest import LFW, shared_file
+from tests.conftest import LFW, SHARED, shared_file
 
 runner = CliRunner()
 
@@ -283,3 +284,38 @@ def test_enrolled_subjects_are_decided_on_their_best_score_times_their_templates
         if rival != subject
     ]
     assert sorted(found.impostor) == pytest.approx(sorted(impostor), abs=1e-6)
+
+
+RIDGEBASE = SHARED / "finger" / "ridgebase_samples"
+
+
+def test_a_contactless_calibration_takes_the_fingertips_a_four_finger_search_uses(
+    tmp_path: Path,
+) -> None:
+    shared_file(RIDGEBASE)
+    hands = tmp_path / "hands"
+    hands.mkdir()
+    for folder in ("22837_left", "22837_right"):  # 2 and 1 photos; every fingertip passes
+        (hands / folder).symlink_to(RIDGEBASE / "four_finger" / folder)
+    fingertips = RIDGEBASE / "fingertips"
+    same, cross = contactless.calibrate(
+        [f"four_finger:{hands}:*.jpg", f"contactless:{fingertips}:cl_*",
+         f"contact:{fingertips}:ct_*"],
+        Settings(),
+    )  # fmt: skip
+    assert same.source["n_four_finger_fingertips"] == 3 * 4
+    contactless_images = 3 * 4 + 32
+    assert same.source["n_contactless_images"] == contactless_images
+    # Mated, so left out: the left hand's four fingers in its two photos; subject 10727's
+    # 8 fingers, 3 photos each. The fingertips of the hands have no contact mates.
+    assert same.n_impostor == contactless_images * (contactless_images - 1) // 2 - 4 - 8 * 3
+    assert cross.n_impostor == contactless_images * 24 - 40  # 24 prints, 40 mated pairs
+
+
+def test_a_four_finger_calibration_source_names_its_hands_by_folder(tmp_path: Path) -> None:
+    with pytest.raises(dataset.DatasetError, match="by sub-folder, not a regex"):
+        contactless.Source.parse(f"four_finger:{tmp_path}:*.jpg:^(\\d+)_")
+    (tmp_path / "hand").mkdir()
+    Image.new("RGB", (64, 64), (200, 140, 120)).save(tmp_path / "hand" / "cap1.png")
+    with pytest.raises(dataset.DatasetError, match="hand: a hand's folder name ends _left"):
+        contactless.calibrate([f"four_finger:{tmp_path}:*.png"], Settings())

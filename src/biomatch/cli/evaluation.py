@@ -289,7 +289,9 @@ def calibrate_contactless(
         list[str],
         typer.Argument(
             help="contact|contactless:FOLDER:GLOB[:LABEL_REGEX], e.g. "
-            "'contactless:../shared/data/finger/ridgebase_samples/fingertips:cl_*'."
+            "'contactless:../shared/data/finger/ridgebase_samples/fingertips:cl_*'; or "
+            "four_finger:FOLDER:GLOB (one hand per sub-folder, ..._left or ..._right: the "
+            "fingertips a search would use)."
         ),
     ],
     workers: Workers = 2,

@@ -23,8 +23,9 @@ import numpy as np
 
 from biomatch.calibration import ScoreCalibration, load_pair_calibration, pair_key
 from biomatch.config import Settings
-from biomatch.evaluation import dataset, runs
+from biomatch.evaluation import dataset, four_finger, runs
 from biomatch.modalities import Modality, load_modality, plugin_for_capture
+from biomatch.modalities.finger.four_finger import FOUR_FINGER
 
 CONTACT = "contact"
 CONTACTLESS = "contactless"
@@ -143,19 +144,29 @@ def _mean_ms(seconds: list[float]) -> float | None:
 @dataclass(frozen=True)
 class Source:
     """``kind:folder:glob[:label_regex]``: images of one capture kind, labelled by their
-    first sub-folder or by the regex's first group on the file name."""
+    first sub-folder or by the regex's first group on the file name. Kind ``four_finger``:
+    contactless photos of four fingers, one hand per sub-folder (``..._left``,
+    ``..._right``), each split into the fingertips a search would use."""
 
     kind: str
     root: Path
     pattern: str
     label_regex: str | None
 
+    @property
+    def capture(self) -> str:
+        return CONTACT if self.kind == CONTACT else CONTACTLESS
+
     @classmethod
     def parse(cls, spec: str) -> Source:
         parts = spec.split(":", 3)
-        if len(parts) < 3 or parts[0] not in (CONTACT, CONTACTLESS):
+        if len(parts) < 3 or parts[0] not in (CONTACT, CONTACTLESS, FOUR_FINGER):
             raise dataset.DatasetError(
-                f"{spec!r}: a source is contact|contactless:FOLDER:GLOB[:LABEL_REGEX]"
+                f"{spec!r}: a source is contact|contactless|four_finger:FOLDER:GLOB[:LABEL_REGEX]"
+            )
+        if parts[0] == FOUR_FINGER and len(parts) > 3:
+            raise dataset.DatasetError(
+                f"{spec!r}: a four_finger source names its hands by sub-folder, not a regex"
             )
         root = Path(parts[1])
         if not root.is_dir():
@@ -182,24 +193,9 @@ def calibrate(
     contactless = plugin_for_capture("finger", CONTACTLESS, settings)
     plugin = load_modality(contactless, settings)
     contact_plugin = load_modality("finger", settings)
-    sets = []
-    for source in sources:
-        labels = select(source.root, source.pattern, source.label_regex)
-        name = contactless if source.kind == CONTACTLESS else "finger"
-        found = _templates(source.root, labels, name, settings, options)
-        keys = sorted(k for k in labels if k in found.templates)
-        sets.append(
-            _Set(
-                source,
-                keys,
-                # A finger is named by its folder's root and label: the contact prints and
-                # photos of one folder share them, different data sets never do.
-                [f"{source.root.resolve()}/{labels[k]}" for k in keys],
-                [found.templates[k] for k in keys],
-            )
-        )
-    probes = _pooled([s for s in sets if s.source.kind == CONTACTLESS])
-    contacts = _pooled([s for s in sets if s.source.kind == CONTACT])
+    sets = [_source_set(source, plugin, settings, options) for source in sources]
+    probes = _pooled([s for s in sets if s.source.capture == CONTACTLESS])
+    contacts = _pooled([s for s in sets if s.source.capture == CONTACT])
     same_kind = dataset.impostor_scores(plugin, probes[1], probes[0])
     cross = _cross_impostors(plugin, probes, contacts)
     described = [f"{s.source.kind}:{s.source.root}:{s.source.pattern}" for s in sets]
@@ -208,6 +204,8 @@ def calibrate(
         "pairs": "every pair of images of different fingers, within and across sources",
         "n_contactless_images": len(probes[1]),
         "n_contact_images": len(contacts[1]),
+        # of them from four-finger photos: the fingertips a search would use
+        "n_four_finger_fingertips": sum(len(s.keys) for s in sets if s.source.kind == FOUR_FINGER),
     }
     return (
         ScoreCalibration.from_impostor_scores(plugin.info.key, same_kind, provenance),
@@ -215,6 +213,27 @@ def calibrate(
             pair_key(plugin.info.key, contact_plugin.info.key), cross, provenance
         ),
     )
+
+
+def _source_set(
+    source: Source, plugin: Modality, settings: Settings, options: runs.RunOptions
+) -> _Set:
+    # A finger is named by its folder's root and label: the contact prints and photos of
+    # one folder share them, different data sets never do.
+    root = source.root.resolve()
+    if source.kind == FOUR_FINGER:
+        found = four_finger.searched_fingertips(source.root, source.pattern, plugin, settings)
+        return _Set(
+            source,
+            [key for key, _, _ in found],
+            [f"{root}/{finger}" for _, finger, _ in found],
+            [template for _, _, template in found],
+        )
+    labels = select(source.root, source.pattern, source.label_regex)
+    name = plugin_for_capture("finger", source.capture, settings)
+    templates = _templates(source.root, labels, name, settings, options).templates
+    keys = sorted(k for k in labels if k in templates)
+    return _Set(source, keys, [f"{root}/{labels[k]}" for k in keys], [templates[k] for k in keys])
 
 
 def _pooled(sets: list[_Set]) -> tuple[list[str], list[bytes]]:

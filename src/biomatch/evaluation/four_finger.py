@@ -39,6 +39,7 @@ from biomatch.evaluation import analysis, dataset, runs
 from biomatch.fusion import Evidence, fuse
 from biomatch.imaging import read_image_file
 from biomatch.modalities import Modality, MultiCapture, load_modality
+from biomatch.modalities.finger.four_finger import FOUR_FINGER
 
 HANDS = ("left", "right")
 
@@ -69,11 +70,7 @@ def evaluate(
         raise dataset.DatasetError(
             "a four-finger folder names its hands by sub-folder: --label-regex does not apply"
         )
-    labels = dataset.label_folder(root, None, options.file_glob)
-    if not labels:
-        raise dataset.DatasetError(f"{root}: no photos in hand sub-folders (..._left, ..._right)")
-    for folder in sorted(set(labels.values())):
-        hand_of(folder)  # every hand named before a photo is extracted
+    labels = hand_photos(root, options.file_glob)
     photos = [_photo(root, key, folder, plugin, settings, layout) for key, folder in tqdm(
         sorted(labels.items()), desc="photos"
     )]  # fmt: skip
@@ -126,6 +123,32 @@ def evaluate(
     )
     result["elapsed_s"] = time.perf_counter() - started
     return result, {}
+
+
+def searched_fingertips(
+    root: Path, file_glob: str | None, plugin: Modality, settings: Settings
+) -> list[tuple[str, str, bytes]]:
+    """(key, finger, template) of every fingertip a search would use: each photo of each
+    hand folder split, the fingertips that pass the gate of the photos that are not refused
+    (``split_capture_min_passed``). The finger is ``hand_folder/position``."""
+    found = []
+    for key, folder in tqdm(sorted(hand_photos(root, file_glob).items()), desc="photos"):
+        photo = _photo(root, key, folder, plugin, settings, FOUR_FINGER)
+        if not photo.acquired(settings.split_capture_min_passed):
+            continue
+        for position in sorted(photo.passed):
+            found.append((f"{key}#{position}", f"{folder}/{position}", photo.templates[position]))
+    return found
+
+
+def hand_photos(root: Path, file_glob: str | None) -> dict[str, str]:
+    """Photo key -> hand folder; every folder's hand checked before a photo is split."""
+    labels = dataset.label_folder(root, None, file_glob)
+    if not labels:
+        raise dataset.DatasetError(f"{root}: no photos in hand sub-folders (..._left, ..._right)")
+    for folder in sorted(set(labels.values())):
+        hand_of(folder)
+    return labels
 
 
 def hand_of(folder: str) -> str:
