@@ -45,6 +45,7 @@ calibrate-finger: install
 CONTACTLESS_SOURCES = \
 	'contactless:$(FVC)/ridgebase_samples/fingertips:cl_*' \
 	'contactless:$(FVC)/contactless_lab:*_1_[012].jpg:^(\d+_\d+)_1_' \
+	'four_finger:$(FVC)/ridgebase_samples/four_finger:*.jpg' \
 	'contact:$(FVC)/ridgebase_samples/fingertips:ct_*' \
 	'contact:$(FVC)/fvc2002_db1b/DB1_B:*.tif:^(\d+)_' \
 	'contact:$(FVC)/fvc2000_db1b/DB1_B:*.tif:^(\d+)_'

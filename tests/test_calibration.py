@@ -83,3 +83,51 @@ def test_the_best_of_k_comparisons_has_k_chances() -> None:
     assert FmrEstimate(1e-4, True).best_of(2).is_upper_bound
     with pytest.raises(ValueError):
         FmrEstimate(1e-3, False).best_of(0)
+
+
+def _two_groups() -> tuple[np.ndarray, np.ndarray]:
+    """A large group of impostor scores and a small one whose impostors score higher (a
+    kind of capture that false-matches more often)."""
+    rng = np.random.default_rng(2)
+    return rng.normal(0.0, 0.1, 40_000), rng.normal(0.08, 0.1, 2_000)
+
+
+def test_pooled_the_larger_group_hides_the_smaller_ones_false_matches() -> None:
+    large, small = _two_groups()
+    pooled = ScoreCalibration.from_impostor_scores(
+        "face/test@1", np.concatenate([large, small]), {}
+    )
+    assert float(np.mean(small >= pooled.threshold_for(1e-2))) > 3e-2  # stated 1e-2
+
+
+@pytest.mark.parametrize("target", [1e-2, 1e-3])
+def test_by_groups_no_group_that_can_measure_the_target_sees_more(target: float) -> None:
+    large, small = _two_groups()
+    calibration = ScoreCalibration.from_impostor_groups("face/test@1", [large, small], {})
+    threshold = calibration.threshold_for(target)
+    for group in (large, small, np.concatenate([large, small])):
+        assert float(np.mean(group >= threshold)) <= target
+    # and no higher than one group needs: taking in its next score below, it sees more
+    assert any(float(np.mean(g >= np.max(g[g < threshold]))) > target for g in (large, small))
+    assert calibration.n_impostor == large.size + small.size
+
+
+def test_by_groups_a_group_counts_at_the_rates_it_can_measure() -> None:
+    large, small = _two_groups()
+    few = small[:500]  # measures 1e-2 (5 false matches), not 1e-3
+    calibration = ScoreCalibration.from_impostor_groups("face/test@1", [large, few], {})
+    assert float(np.mean(few >= calibration.threshold_for(1e-2))) <= 1e-2
+    large_alone = ScoreCalibration.from_impostor_groups("face/test@1", [large, few[:0]], {})
+    assert calibration.threshold_for(1e-3) >= large_alone.threshold_for(1e-3)
+
+
+def test_by_groups_the_table_is_monotone_and_one_group_is_as_the_pooled_table() -> None:
+    large, small = _two_groups()
+    grouped = ScoreCalibration.from_impostor_groups("face/test@1", [large, small], {})
+    assert np.all(np.diff(grouped.thresholds) > 0) and np.all(np.diff(grouped.fmrs) <= 0)
+    alone = ScoreCalibration.from_impostor_groups("face/test@1", [large], {})
+    pooled = ScoreCalibration.from_impostor_scores("face/test@1", large, {})
+    for target in (1e-1, 1e-2, 1e-3, 1e-4):  # the same share of false matches
+        assert float(np.mean(large >= alone.threshold_for(target))) == pytest.approx(
+            float(np.mean(large >= pooled.threshold_for(target))), rel=0.05
+        )

@@ -310,6 +310,14 @@ def test_a_contactless_calibration_takes_the_fingertips_a_four_finger_search_use
     # 8 fingers, 3 photos each. The fingertips of the hands have no contact mates.
     assert same.n_impostor == contactless_images * (contactless_images - 1) // 2 - 4 - 8 * 3
     assert cross.n_impostor == contactless_images * 24 - 40  # 24 prints, 40 mated pairs
+    # Checked by source pair: hands-hands, hands-photos, photos-photos; each against prints.
+    for calibration, groups in ((same, 3), (cross, 2)):
+        checks = calibration.source["by_source_pair"]
+        assert len(checks) == groups
+        assert sum(check["n_impostor"] for check in checks) == calibration.n_impostor
+        for check in checks:  # no pair of sources that can measure 1e-2 sees more
+            if check["n_impostor"] >= 100:
+                assert check["share_at_threshold_0.01"] <= 0.01
 
 
 def test_a_four_finger_calibration_source_names_its_hands_by_folder(tmp_path: Path) -> None:

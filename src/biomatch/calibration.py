@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,42 @@ class ScoreCalibration:
         thresholds, keep = np.unique(thresholds, return_index=True)
         return cls(model_key, thresholds, fmrs[keep], n, source)
 
+    @classmethod
+    def from_impostor_groups(
+        cls,
+        model_key: str,
+        groups: Sequence[np.ndarray],
+        source: dict[str, Any],
+        points: int = 241,
+    ) -> ScoreCalibration:
+        """The calibration of several groups of impostor scores (pairs of data sets), as
+        high as each group needs: at each tabulated FMR f, the lowest threshold at or above
+        which neither the pooled scores nor any group with at least 1/f of them has more
+        than a share f (and no lower than a smaller f's), stated with the highest of their
+        shares there. Pooled alone, the larger groups would hide a smaller one whose
+        impostors score higher."""
+        members = [np.sort(np.asarray(g, dtype=np.float64).ravel())[::-1] for g in groups]
+        members = [np.sort(np.concatenate(members))[::-1], *(g for g in members if g.size)]
+        n = members[0].size
+        if n < MIN_IMPOSTOR_SCORES:
+            raise TooFewImpostorScores(
+                f"{n} impostor scores are too few to calibrate (at least {MIN_IMPOSTOR_SCORES})."
+            )
+        decades = 10.0 ** -np.arange(int(np.log10(n)) + 1)  # exact at the usual targets
+        grid = np.concatenate([np.logspace(0, np.log10(1.0 / n), points), decades])
+        levels = np.unique(np.concatenate([grid, [1.0 / g.size for g in members]]))[::-1]
+        thresholds, fmrs = [], []
+        threshold = -np.inf
+        for level in levels:  # from FMR 1 down: the threshold only rises
+            resolving = [g for g in members if g.size * level >= 1 - 1e-9]
+            for group in resolving:
+                allowed = int(np.floor(group.size * level + 1e-9))
+                threshold = max(threshold, _above_all_but(group, allowed))
+            thresholds.append(threshold)
+            fmrs.append(max(float(np.mean(g >= threshold)) for g in resolving))
+        table, keep = np.unique(np.asarray(thresholds), return_index=True)
+        return cls(model_key, table, np.asarray(fmrs)[keep], n, source)
+
     def estimate(self, score: float) -> FmrEstimate:
         if score > self.thresholds[-1]:
             return FmrEstimate(1.0 / self.n_impostor, is_upper_bound=True)
@@ -114,6 +151,18 @@ class ScoreCalibration:
     @classmethod
     def load(cls, path: Path) -> ScoreCalibration:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+def _above_all_but(descending: np.ndarray, allowed: int) -> float:
+    """A threshold that only the ``allowed`` highest scores reach (ties with the next one
+    excluded too): midway to the next higher score, so that neither float32 scores nor the
+    file's 6 decimals move a score across it."""
+    if allowed >= descending.size:
+        return -np.inf
+    first_out = descending[allowed]
+    higher = descending[:allowed][descending[:allowed] > first_out]
+    top = float(higher[-1]) if higher.size else first_out + 2e-6
+    return float((first_out + top) / 2)
 
 
 CALIBRATION_DIR = Path(__file__).parent / "data" / "calibration"

@@ -315,7 +315,8 @@ def _save_calibration(
     calibration.save(target)
     thresholds = {f"{fmr:g}": calibration.threshold_for(fmr) for fmr in fmrs}
     written = {"written": str(target), "n_impostor": calibration.n_impostor}
-    print_result({**written, "threshold_at_fmr": thresholds})
+    checked = {k: v for k, v in calibration.source.items() if k == "by_source_pair"}
+    print_result({**written, "threshold_at_fmr": thresholds, **checked})
 
 
 def _write_result(path: Path, result: dict[str, Any], headline: list[str]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,10 @@ class Source:
     label_regex: str | None
 
     @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.root}:{self.pattern}"
+
+    @property
     def capture(self) -> str:
         return CONTACT if self.kind == CONTACT else CONTACTLESS
 
@@ -187,32 +191,73 @@ def calibrate(
 ) -> tuple[ScoreCalibration, ScoreCalibration]:
     """(contactless-contactless, contactless-contact) impostor calibrations: every pair of
     images of different fingers, within and across the sources (sources are different
-    people, so every pair across two sources is non-mated)."""
+    people, so every pair across two sources is non-mated). Each calibration's provenance
+    checks it source pair by source pair (``by_source_pair``): a pooled calibration can
+    understate the false match rate of one kind of capture."""
     sources = [Source.parse(spec) for spec in specs]
     options = runs.RunOptions("finger", workers, cache)
     contactless = plugin_for_capture("finger", CONTACTLESS, settings)
     plugin = load_modality(contactless, settings)
     contact_plugin = load_modality("finger", settings)
     sets = [_source_set(source, plugin, settings, options) for source in sources]
-    probes = _pooled([s for s in sets if s.source.capture == CONTACTLESS])
-    contacts = _pooled([s for s in sets if s.source.capture == CONTACT])
-    same_kind = dataset.impostor_scores(plugin, probes[1], probes[0])
-    cross = _cross_impostors(plugin, probes, contacts)
-    described = [f"{s.source.kind}:{s.source.root}:{s.source.pattern}" for s in sets]
+    probes = [s for s in sets if s.source.capture == CONTACTLESS]
+    contacts = [s for s in sets if s.source.capture == CONTACT]
+    same_kind = [
+        _impostors(plugin, a, b) for i, a in enumerate(probes) for b in probes[i:]
+    ]  # fmt: skip
+    cross = [_impostors(plugin, a, b) for a in probes for b in contacts]
+    described = [s.source.name for s in sets]
     provenance = {
         "sources": described,
         "pairs": "every pair of images of different fingers, within and across sources",
-        "n_contactless_images": len(probes[1]),
-        "n_contact_images": len(contacts[1]),
+        "n_contactless_images": sum(len(s.keys) for s in probes),
+        "n_contact_images": sum(len(s.keys) for s in contacts),
         # of them from four-finger photos: the fingertips a search would use
         "n_four_finger_fingertips": sum(len(s.keys) for s in sets if s.source.kind == FOUR_FINGER),
     }
     return (
-        ScoreCalibration.from_impostor_scores(plugin.info.key, same_kind, provenance),
-        ScoreCalibration.from_impostor_scores(
-            pair_key(plugin.info.key, contact_plugin.info.key), cross, provenance
-        ),
+        _checked(plugin.info.key, same_kind, provenance),
+        _checked(pair_key(plugin.info.key, contact_plugin.info.key), cross, provenance),
     )
+
+
+@dataclass(frozen=True)
+class _Impostors:
+    """The impostor scores between two sources (or within one)."""
+
+    sources: str
+    scores: np.ndarray
+
+
+CHECKED_FMRS = (1e-2, 1e-3)
+
+
+def _checked(
+    model_key: str, groups: list[_Impostors], provenance: dict[str, Any]
+) -> ScoreCalibration:
+    """The calibration of all the groups' scores, its provenance holding each group's share
+    at or above its thresholds (where the calibration resolves them)."""
+    calibration = ScoreCalibration.from_impostor_groups(
+        model_key, [g.scores for g in groups], provenance
+    )
+    thresholds = {
+        fmr: calibration.threshold_for(fmr)
+        for fmr in CHECKED_FMRS
+        if fmr * calibration.n_impostor >= 1
+    }
+    check = [
+        {
+            "sources": group.sources,
+            "n_impostor": int(group.scores.size),
+            **{
+                f"share_at_threshold_{fmr:g}": float(np.mean(group.scores >= np.float64(threshold)))
+                for fmr, threshold in thresholds.items()
+                if group.scores.size
+            },
+        }
+        for group in groups
+    ]
+    return replace(calibration, source={**provenance, "by_source_pair": check})
 
 
 def _source_set(
@@ -236,17 +281,16 @@ def _source_set(
     return _Set(source, keys, [f"{root}/{labels[k]}" for k in keys], [templates[k] for k in keys])
 
 
-def _pooled(sets: list[_Set]) -> tuple[list[str], list[bytes]]:
-    labels = [label for s in sets for label in s.labels]
-    return labels, [t for s in sets for t in s.templates]
-
-
-def _cross_impostors(
-    plugin: Modality, probes: tuple[list[str], list[bytes]], contacts: tuple[list[str], list[bytes]]
-) -> np.ndarray:
-    contact_labels = np.asarray(contacts[0])
+def _impostors(plugin: Modality, first: _Set, second: _Set) -> _Impostors:
+    """Every pair of images of different fingers, one from each set; within one set (the
+    same set twice), each pair once."""
+    sources = f"{first.source.name} + {second.source.name}"
+    if first is second:
+        scores = dataset.impostor_scores(plugin, first.templates, first.labels)
+        return _Impostors(sources, scores)
+    labels = np.asarray(second.labels)
     chunks = [np.empty(0, dtype=np.float32)]
-    for label, template in zip(*probes, strict=True):
-        scores = np.asarray(plugin.compare(template, contacts[1]), dtype=np.float32)
-        chunks.append(scores[contact_labels != label])
-    return np.concatenate(chunks)
+    for label, template in zip(first.labels, first.templates, strict=True):
+        found = np.asarray(plugin.compare(template, second.templates), dtype=np.float32)
+        chunks.append(found[labels != label])
+    return _Impostors(sources, np.concatenate(chunks))
