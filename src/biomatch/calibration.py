@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,38 @@ class ScoreCalibration:
     @classmethod
     def load(cls, path: Path) -> ScoreCalibration:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+CHECKED_FMRS = (1e-2, 1e-3)
+
+
+def calibrate_by_source_pair(
+    model_key: str, groups: Sequence[tuple[str, np.ndarray]], source: dict[str, Any]
+) -> ScoreCalibration:
+    """``from_impostor_groups`` over named groups (one per pair of data sets), its
+    provenance holding each group's share at or above the thresholds for the checked FMRs
+    (``by_source_pair``), so a regenerated file shows where it is tight."""
+    calibration = ScoreCalibration.from_impostor_groups(
+        model_key, [scores for _, scores in groups], source
+    )
+    thresholds = {
+        fmr: np.float64(calibration.threshold_for(fmr))
+        for fmr in CHECKED_FMRS
+        if fmr * calibration.n_impostor >= 1
+    }
+    check = [
+        {
+            "sources": name,
+            "n_impostor": int(scores.size),
+            **{
+                f"share_at_threshold_{fmr:g}": float(np.mean(scores >= threshold))
+                for fmr, threshold in thresholds.items()
+                if scores.size
+            },
+        }
+        for name, scores in groups
+    ]
+    return replace(calibration, source={**source, "by_source_pair": check})
 
 
 def _above_all_but(descending: np.ndarray, allowed: int) -> float:

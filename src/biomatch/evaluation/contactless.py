@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from biomatch.calibration import ScoreCalibration, load_pair_calibration, pair_key
+from biomatch.calibration import (
+    ScoreCalibration,
+    calibrate_by_source_pair,
+    load_pair_calibration,
+    pair_key,
+)
 from biomatch.config import Settings
 from biomatch.evaluation import dataset, four_finger, runs
 from biomatch.modalities import Modality, load_modality, plugin_for_capture
@@ -216,48 +221,11 @@ def calibrate(
         "n_four_finger_fingertips": sum(len(s.keys) for s in sets if s.source.kind == FOUR_FINGER),
     }
     return (
-        _checked(plugin.info.key, same_kind, provenance),
-        _checked(pair_key(plugin.info.key, contact_plugin.info.key), cross, provenance),
+        calibrate_by_source_pair(plugin.info.key, same_kind, provenance),
+        calibrate_by_source_pair(
+            pair_key(plugin.info.key, contact_plugin.info.key), cross, provenance
+        ),
     )
-
-
-@dataclass(frozen=True)
-class _Impostors:
-    """The impostor scores between two sources (or within one)."""
-
-    sources: str
-    scores: np.ndarray
-
-
-CHECKED_FMRS = (1e-2, 1e-3)
-
-
-def _checked(
-    model_key: str, groups: list[_Impostors], provenance: dict[str, Any]
-) -> ScoreCalibration:
-    """The calibration of all the groups' scores, its provenance holding each group's share
-    at or above its thresholds (where the calibration resolves them)."""
-    calibration = ScoreCalibration.from_impostor_groups(
-        model_key, [g.scores for g in groups], provenance
-    )
-    thresholds = {
-        fmr: calibration.threshold_for(fmr)
-        for fmr in CHECKED_FMRS
-        if fmr * calibration.n_impostor >= 1
-    }
-    check = [
-        {
-            "sources": group.sources,
-            "n_impostor": int(group.scores.size),
-            **{
-                f"share_at_threshold_{fmr:g}": float(np.mean(group.scores >= np.float64(threshold)))
-                for fmr, threshold in thresholds.items()
-                if group.scores.size
-            },
-        }
-        for group in groups
-    ]
-    return replace(calibration, source={**provenance, "by_source_pair": check})
 
 
 def _source_set(
@@ -281,16 +249,15 @@ def _source_set(
     return _Set(source, keys, [f"{root}/{labels[k]}" for k in keys], [templates[k] for k in keys])
 
 
-def _impostors(plugin: Modality, first: _Set, second: _Set) -> _Impostors:
-    """Every pair of images of different fingers, one from each set; within one set (the
-    same set twice), each pair once."""
+def _impostors(plugin: Modality, first: _Set, second: _Set) -> tuple[str, np.ndarray]:
+    """The two sets' names and every pair of images of different fingers, one from each set;
+    within one set (the same set twice), each pair once."""
     sources = f"{first.source.name} + {second.source.name}"
     if first is second:
-        scores = dataset.impostor_scores(plugin, first.templates, first.labels)
-        return _Impostors(sources, scores)
+        return sources, dataset.impostor_scores(plugin, first.templates, first.labels)
     labels = np.asarray(second.labels)
     chunks = [np.empty(0, dtype=np.float32)]
     for label, template in zip(first.labels, first.templates, strict=True):
         found = np.asarray(plugin.compare(template, second.templates), dtype=np.float32)
         chunks.append(found[labels != label])
-    return _Impostors(sources, np.concatenate(chunks))
+    return sources, np.concatenate(chunks)

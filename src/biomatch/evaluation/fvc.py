@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from biomatch.calibration import ScoreCalibration
+from biomatch.calibration import ScoreCalibration, calibrate_by_source_pair
 from biomatch.config import Settings
 from biomatch.evaluation import dataset, metrics
 from biomatch.modalities import Modality, load_modality
@@ -161,12 +161,15 @@ def calibrate(
     plugin = load_modality("finger", settings)
     sets = [extract_set(folder, settings, workers, cache) for folder in folders]
     # Only real comparisons: a failed capture is never an impostor score.
-    impostor = [pair_scores(plugin, s).impostor for s in sets]
-    impostor += [pair_scores(plugin, a, b).impostor for a, b in itertools.combinations(sets, 2)]
-    scores = np.concatenate(impostor)
+    named = list(zip(map(str, folders), sets, strict=True))
+    groups = [(name, pair_scores(plugin, s).impostor) for name, s in named]
+    groups += [
+        (f"{a_name} + {b_name}", pair_scores(plugin, a, b).impostor)
+        for (a_name, a), (b_name, b) in itertools.combinations(named, 2)
+    ]
     source = {
         "datasets": [str(folder) for folder in folders],
         "pairs": "non-mated pairs within each set and all pairs across sets",
         "n_images": sum(len(s.names) for s in sets),
     }
-    return ScoreCalibration.from_impostor_scores(plugin.info.key, scores, source)
+    return calibrate_by_source_pair(plugin.info.key, groups, source)
