@@ -125,6 +125,8 @@ def test_by_groups_the_table_is_monotone_and_one_group_is_as_the_pooled_table() 
     large, small = _two_groups()
     grouped = ScoreCalibration.from_impostor_groups("face/test@1", [large, small], {})
     assert np.all(np.diff(grouped.thresholds) > 0) and np.all(np.diff(grouped.fmrs) <= 0)
+    assert np.isfinite(grouped.thresholds).all()  # the file is plain JSON
+    assert grouped.estimate(-10.0).value == pytest.approx(1.0, abs=1e-3)
     alone = ScoreCalibration.from_impostor_groups("face/test@1", [large], {})
     pooled = ScoreCalibration.from_impostor_scores("face/test@1", large, {})
     for target in (1e-1, 1e-2, 1e-3, 1e-4):  # the same share of false matches

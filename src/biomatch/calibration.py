@@ -89,7 +89,7 @@ class ScoreCalibration:
         grid = np.concatenate([np.logspace(0, np.log10(1.0 / n), points), decades])
         levels = np.unique(np.concatenate([grid, [1.0 / g.size for g in members]]))[::-1]
         thresholds, fmrs = [], []
-        threshold = -np.inf
+        threshold = -np.inf  # raised by the first level (FMR 1: the lowest score)
         for level in levels:  # from FMR 1 down: the threshold only rises
             resolving = [g for g in members if g.size * level >= 1 - 1e-9]
             for group in resolving:
@@ -189,8 +189,8 @@ def _above_all_but(descending: np.ndarray, allowed: int) -> float:
     """A threshold that only the ``allowed`` highest scores reach (ties with the next one
     excluded too): midway to the next higher score, so that neither float32 scores nor the
     file's 6 decimals move a score across it."""
-    if allowed >= descending.size:
-        return -np.inf
+    if allowed >= descending.size:  # every score may reach it
+        return float(descending[-1])
     first_out = descending[allowed]
     higher = descending[:allowed][descending[:allowed] > first_out]
     top = float(higher[-1]) if higher.size else first_out + 2e-6
