@@ -50,11 +50,7 @@ class ScoreCalibration:
         cls, model_key: str, impostor: np.ndarray, source: dict[str, Any], points: int = 241
     ) -> ScoreCalibration:
         ordered = np.sort(np.asarray(impostor, dtype=np.float64))[::-1]
-        n = ordered.size
-        if n < MIN_IMPOSTOR_SCORES:
-            raise TooFewImpostorScores(
-                f"{n} impostor scores are too few to calibrate (at least {MIN_IMPOSTOR_SCORES})."
-            )
+        n = _enough_scores(ordered.size)
         min_fmr = 1.0 / n
         levels = np.logspace(0, np.log10(min_fmr), points)
         # threshold for level f: the score of the ceil(f*n)-th highest impostor.
@@ -80,11 +76,7 @@ class ScoreCalibration:
         impostors score higher."""
         members = [np.sort(np.asarray(g, dtype=np.float64).ravel())[::-1] for g in groups]
         members = [np.sort(np.concatenate(members))[::-1], *(g for g in members if g.size)]
-        n = members[0].size
-        if n < MIN_IMPOSTOR_SCORES:
-            raise TooFewImpostorScores(
-                f"{n} impostor scores are too few to calibrate (at least {MIN_IMPOSTOR_SCORES})."
-            )
+        n = _enough_scores(members[0].size)
         decades = 10.0 ** -np.arange(int(np.log10(n)) + 1)  # exact at the usual targets
         grid = np.concatenate([np.logspace(0, np.log10(1.0 / n), points), decades])
         levels = np.unique(np.concatenate([grid, [1.0 / g.size for g in members]]))[::-1]
@@ -183,6 +175,14 @@ def calibrate_by_source_pair(
         for name, scores in groups
     ]
     return replace(calibration, source={**source, "by_source_pair": check})
+
+
+def _enough_scores(n: int) -> int:
+    if n < MIN_IMPOSTOR_SCORES:
+        raise TooFewImpostorScores(
+            f"{n} impostor scores are too few to calibrate (at least {MIN_IMPOSTOR_SCORES})."
+        )
+    return n
 
 
 def _above_all_but(descending: np.ndarray, allowed: int) -> float:

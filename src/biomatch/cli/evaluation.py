@@ -314,9 +314,11 @@ def _save_calibration(
     target = out or calibration_path(calibration.model_key)
     calibration.save(target)
     thresholds = {f"{fmr:g}": calibration.threshold_for(fmr) for fmr in fmrs}
-    written = {"written": str(target), "n_impostor": calibration.n_impostor}
-    checked = {k: v for k, v in calibration.source.items() if k == "by_source_pair"}
-    print_result({**written, "threshold_at_fmr": thresholds, **checked})
+    result = {"written": str(target), "n_impostor": calibration.n_impostor}
+    result["threshold_at_fmr"] = thresholds
+    if "by_source_pair" in calibration.source:
+        result["by_source_pair"] = calibration.source["by_source_pair"]
+    print_result(result)
 
 
 def _write_result(path: Path, result: dict[str, Any], headline: list[str]) -> None:

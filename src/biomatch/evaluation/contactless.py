@@ -186,7 +186,6 @@ class Source:
 @dataclass
 class _Set:
     source: Source
-    keys: list[str]
     labels: list[str]
     templates: list[bytes]
 
@@ -215,10 +214,12 @@ def calibrate(
     provenance = {
         "sources": described,
         "pairs": "every pair of images of different fingers, within and across sources",
-        "n_contactless_images": sum(len(s.keys) for s in probes),
-        "n_contact_images": sum(len(s.keys) for s in contacts),
+        "n_contactless_images": sum(len(s.templates) for s in probes),
+        "n_contact_images": sum(len(s.templates) for s in contacts),
         # of them from four-finger photos: the fingertips a search would use
-        "n_four_finger_fingertips": sum(len(s.keys) for s in sets if s.source.kind == FOUR_FINGER),
+        "n_four_finger_fingertips": sum(
+            len(s.templates) for s in sets if s.source.kind == FOUR_FINGER
+        ),
     }
     return (
         calibrate_by_source_pair(plugin.info.key, same_kind, provenance),
@@ -236,17 +237,12 @@ def _source_set(
     root = source.root.resolve()
     if source.kind == FOUR_FINGER:
         found = four_finger.searched_fingertips(source.root, source.pattern, plugin, settings)
-        return _Set(
-            source,
-            [key for key, _, _ in found],
-            [f"{root}/{finger}" for _, finger, _ in found],
-            [template for _, _, template in found],
-        )
+        return _Set(source, [f"{root}/{finger}" for finger, _ in found], [t for _, t in found])
     labels = select(source.root, source.pattern, source.label_regex)
     name = plugin_for_capture("finger", source.capture, settings)
     templates = _templates(source.root, labels, name, settings, options).templates
     keys = sorted(k for k in labels if k in templates)
-    return _Set(source, keys, [f"{root}/{labels[k]}" for k in keys], [templates[k] for k in keys])
+    return _Set(source, [f"{root}/{labels[k]}" for k in keys], [templates[k] for k in keys])
 
 
 def _impostors(plugin: Modality, first: _Set, second: _Set) -> tuple[str, np.ndarray]:

@@ -127,8 +127,8 @@ def evaluate(
 
 def searched_fingertips(
     root: Path, file_glob: str | None, plugin: Modality, settings: Settings
-) -> list[tuple[str, str, bytes]]:
-    """(key, finger, template) of every fingertip a search would use: each photo of each
+) -> list[tuple[str, bytes]]:
+    """(finger, template) of every fingertip a search would use: each photo of each
     hand folder split, the fingertips that pass the gate of the photos that are not refused
     (``split_capture_min_passed``). The finger is ``hand_folder/position``."""
     found = []
@@ -137,7 +137,7 @@ def searched_fingertips(
         if not photo.acquired(settings.split_capture_min_passed):
             continue
         for position in sorted(photo.passed):
-            found.append((f"{key}#{position}", f"{folder}/{position}", photo.templates[position]))
+            found.append((f"{folder}/{position}", photo.templates[position]))
     return found
 
 
