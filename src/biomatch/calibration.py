@@ -158,7 +158,7 @@ def calibrate_by_source_pair(
         model_key, [scores for _, scores in groups], source
     )
     thresholds = {
-        fmr: np.float64(calibration.threshold_for(fmr))
+        fmr: calibration.threshold_for(fmr)
         for fmr in CHECKED_FMRS
         if fmr * calibration.n_impostor >= 1
     }
@@ -192,7 +192,8 @@ def _above_all_but(descending: np.ndarray, allowed: int) -> float:
     if allowed >= descending.size:  # every score may reach it
         return float(descending[-1])
     first_out = descending[allowed]
-    higher = descending[:allowed][descending[:allowed] > first_out]
+    reaching = descending[:allowed]
+    higher = reaching[reaching > first_out]
     top = float(higher[-1]) if higher.size else first_out + 2e-6
     return float((first_out + top) / 2)
 

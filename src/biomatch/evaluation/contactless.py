@@ -251,9 +251,6 @@ def _impostors(plugin: Modality, first: _Set, second: _Set) -> tuple[str, np.nda
     sources = f"{first.source.name} + {second.source.name}"
     if first is second:
         return sources, dataset.impostor_scores(plugin, first.templates, first.labels)
-    labels = np.asarray(second.labels)
-    chunks = [np.empty(0, dtype=np.float32)]
-    for label, template in zip(first.labels, first.templates, strict=True):
-        found = np.asarray(plugin.compare(template, second.templates), dtype=np.float32)
-        chunks.append(found[labels != label])
-    return sources, np.concatenate(chunks)
+    return sources, dataset.cross_impostor_scores(
+        plugin, (first.templates, first.labels), (second.templates, second.labels)
+    )

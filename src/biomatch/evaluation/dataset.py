@@ -226,6 +226,21 @@ def impostor_scores(
     return np.concatenate(chunks)
 
 
+def cross_impostor_scores(
+    plugin: Modality,
+    probes: tuple[Sequence[bytes], Sequence[str]],
+    references: tuple[Sequence[bytes], Sequence[str]],
+) -> np.ndarray:
+    """Scores of every (probe, reference) pair of different subjects: one ``compare`` per
+    probe against every reference. Each side is (templates, subjects)."""
+    reference_subjects = np.asarray(references[1])
+    chunks = [np.empty(0, dtype=np.float32)]
+    for template, subject in zip(*probes, strict=True):
+        scores = np.asarray(plugin.compare(template, references[0]), dtype=np.float32)
+        chunks.append(scores[reference_subjects != subject])
+    return np.concatenate(chunks)
+
+
 def search_scores(
     plugin: Modality,
     templates: Mapping[str, bytes],
